@@ -75,6 +75,9 @@ type Model struct {
 	// inputs with an initializer as overridable constants, not model inputs).
 	Inputs  []Value
 	Outputs []Value
+	// OverridableInitializers are the graph inputs that have an initializer:
+	// constants a request may replace. They are not model inputs.
+	OverridableInitializers []Value
 	// Nodes is the number of nodes in the main graph.
 	Nodes int
 	// Initializers and InitializerBytes count the weights of the main graph and
@@ -389,7 +392,9 @@ func (p *parser) graph(end int64, top bool) error {
 	}
 	if top {
 		for _, in := range inputs {
-			if !initNames[in.Name] {
+			if initNames[in.Name] {
+				p.m.OverridableInitializers = append(p.m.OverridableInitializers, in)
+			} else {
 				p.m.Inputs = append(p.m.Inputs, in)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tritongate/tritongate/internal/onnxmodel/onnxtest"
 	"github.com/tritongate/tritongate/internal/tensor"
 	"github.com/tritongate/tritongate/proto/inference"
 	"github.com/tritongate/tritongate/proto/onnx"
@@ -174,33 +175,18 @@ func build(t testing.TB, g *onnx.GraphProto, extra func(*onnx.ModelProto)) []byt
 	return b
 }
 
-func tensorValue(name string, et onnx.TensorProto_DataType, dims ...any) *onnx.ValueInfoProto {
-	shape := &onnx.TensorShapeProto{}
-	for _, d := range dims {
-		switch d := d.(type) {
-		case int:
-			shape.Dim = append(shape.Dim, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
-		case string:
-			shape.Dim = append(shape.Dim, &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: d}})
-		case nil:
-			shape.Dim = append(shape.Dim, &onnx.TensorShapeProto_Dimension{})
-		}
-	}
-	return &onnx.ValueInfoProto{Name: new(name), Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: &onnx.TypeProto_Tensor{ElemType: new(int32(et)), Shape: shape}}}}
-}
-
 func TestSignatureDetails(t *testing.T) {
 	ext := onnx.TensorProto_EXTERNAL
 	g := &onnx.GraphProto{
 		Name: new("g"),
 		Input: []*onnx.ValueInfoProto{
-			tensorValue("x", onnx.TensorProto_FLOAT, "batch", 3, nil, 0),
-			tensorValue("w", onnx.TensorProto_FLOAT, 3, 3), // has an initializer: not an input
+			onnxtest.Tensor("x", onnx.TensorProto_FLOAT, "batch", 3, nil, 0),
+			onnxtest.Tensor("w", onnx.TensorProto_FLOAT, 3, 3), // has an initializer: not an input
 			{Name: new("seq"), Type: &onnx.TypeProto{Value: &onnx.TypeProto_SequenceType{SequenceType: &onnx.TypeProto_Sequence{}}}},
 			{Name: new("noshape"), Type: &onnx.TypeProto{Value: &onnx.TypeProto_TensorType{TensorType: &onnx.TypeProto_Tensor{ElemType: new(int32(onnx.TensorProto_INT64))}}}},
-			tensorValue("c", onnx.TensorProto_COMPLEX64, 2),
+			onnxtest.Tensor("c", onnx.TensorProto_COMPLEX64, 2),
 		},
-		Output: []*onnx.ValueInfoProto{tensorValue("y", onnx.TensorProto_FLOAT16, "batch")},
+		Output: []*onnx.ValueInfoProto{onnxtest.Tensor("y", onnx.TensorProto_FLOAT16, "batch")},
 		Initializer: []*onnx.TensorProto{
 			{Name: new("w"), Dims: []int64{3, 3}, DataType: new(int32(onnx.TensorProto_FLOAT)), RawData: make([]byte, 36)},
 			{Name: new("big"), DataLocation: &ext, ExternalData: []*onnx.StringStringEntryProto{{Key: new("location"), Value: new("weights.bin")}, {Key: new("offset"), Value: new("0")}}},
@@ -217,6 +203,9 @@ func TestSignatureDetails(t *testing.T) {
 	names := SortedNames(m.Inputs)
 	if !slices.Equal(names, []string{"c", "noshape", "seq", "x"}) {
 		t.Fatalf("inputs %v", names)
+	}
+	if len(m.OverridableInitializers) != 1 || m.OverridableInitializers[0].Name != "w" {
+		t.Errorf("overridable initializers %+v", m.OverridableInitializers)
 	}
 	x, _ := m.Input("x")
 	if !slices.Equal(x.Dims, []int64{-1, 3, -1, 0}) || x.DimParams[0] != "batch" || !x.HasShape {
@@ -324,8 +313,8 @@ func writeBigModel(t testing.TB, path string, weightBytes int64) {
 
 	small, err := proto.Marshal(&onnx.GraphProto{
 		Name:   new("big"),
-		Input:  []*onnx.ValueInfoProto{tensorValue("x", onnx.TensorProto_FLOAT, "n", 8)},
-		Output: []*onnx.ValueInfoProto{tensorValue("y", onnx.TensorProto_FLOAT, "n", 8)},
+		Input:  []*onnx.ValueInfoProto{onnxtest.Tensor("x", onnx.TensorProto_FLOAT, "n", 8)},
+		Output: []*onnx.ValueInfoProto{onnxtest.Tensor("y", onnx.TensorProto_FLOAT, "n", 8)},
 	})
 	if err != nil {
 		t.Fatal(err)
