@@ -58,10 +58,10 @@ test-short: ## quick tests without -race
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each
-	@set -e; for pkg in $$(go list ./...); do \
-	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	@set -e; for dir in $$(grep -l '^func Fuzz' --include='*_test.go' -r . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+	    echo "fuzz $$dir $$f ($(FUZZTIME))"; \
+	    go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$dir; \
 	  done; \
 	done
 

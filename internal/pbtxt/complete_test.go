@@ -501,3 +501,25 @@ func posOf(text, sub string) Pos {
 	col := i - strings.LastIndex(text[:i], "\n")
 	return Pos{line, col}
 }
+
+func TestModelNames(t *testing.T) {
+	for name, want := range map[string]string{
+		"":        "must not be empty",
+		"  ":      "only whitespace",
+		"a/b":     "path traversal",
+		"..x":     "path traversal",
+		".":       "not usable",
+		"ok_name": "",
+		"résumé":  "",
+	} {
+		err := ValidateModelName(name)
+		if (err == nil) != (want == "") || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("ValidateModelName(%q) = %v, want %q", name, err, want)
+		}
+	}
+	for in, want := range map[string]string{"mnist.onnx": "mnist", "Ultraface RFB-320.onnx": "Ultraface_RFB-320", "a.b.onnx": "a.b", "noext": "noext", ".hidden": "hidden"} {
+		if got := ModelNameFrom(in); got != want {
+			t.Errorf("ModelNameFrom(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -208,7 +208,8 @@ func (ix *indexer) scalar(prefix string, name token, counts map[string]int, inLi
 
 // fieldAt names the field whose value is written at pos, for syntax errors
 // that only give a position: the identifier before the ':' (or the list's
-// opening bracket) that introduces the value.
+// opening bracket) that introduces the value. If pos is a field name itself,
+// that name is returned.
 func fieldAt(data []byte, pos Pos) string {
 	toks := tokenize(data)
 	k := -1
@@ -218,30 +219,33 @@ func fieldAt(data []byte, pos Pos) string {
 			break
 		}
 	}
-	for depth := 0; k > 0; k-- {
-		switch toks[k-1].text {
-		case "]":
-			depth++
-		case "[":
-			if depth > 0 {
-				depth--
-				continue
-			}
-			if k >= 3 && toks[k-2].text == ":" {
-				return toks[k-3].text
-			}
-			if k >= 2 {
-				return toks[k-2].text
-			}
-			return ""
-		case ":":
-			if depth == 0 && k >= 2 {
-				return toks[k-2].text
-			}
-		case "{", "}", "<", ">":
-			if depth == 0 {
+	if k < 0 {
+		return ""
+	}
+	if k+1 < len(toks) && strings.Contains(":{<", toks[k+1].text) {
+		return toks[k].text
+	}
+	if k < 1 {
+		return ""
+	}
+	switch toks[k-1].text {
+	case ":":
+		if k >= 2 {
+			return toks[k-2].text
+		}
+	case "[", ",":
+		j := k - 1
+		for j >= 0 && toks[j].text != "[" {
+			if strings.Contains("{}<>]:", toks[j].text) {
 				return ""
 			}
+			j--
+		}
+		switch {
+		case j >= 2 && toks[j-1].text == ":":
+			return toks[j-2].text
+		case j >= 1:
+			return toks[j-1].text
 		}
 	}
 	return ""

@@ -69,6 +69,8 @@ func writeFields(b *bytes.Buffer, m protoreflect.Message, depth int) {
 				writeScalar(b, fd, l.Get(j))
 			}
 			b.WriteString(" ]\n")
+		case fd.Message() != nil && isEmpty(v.Message()):
+			b.WriteString(" { }\n")
 		case fd.Message() != nil:
 			b.WriteString(" {\n")
 			writeFields(b, v.Message(), depth+1)
@@ -80,6 +82,15 @@ func writeFields(b *bytes.Buffer, m protoreflect.Message, depth int) {
 			b.WriteString("\n")
 		}
 	}
+}
+
+func isEmpty(m protoreflect.Message) bool {
+	empty := true
+	m.Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool {
+		empty = false
+		return false
+	})
+	return empty
 }
 
 func writeMap(b *bytes.Buffer, fd protoreflect.FieldDescriptor, mp protoreflect.Map, depth int) {

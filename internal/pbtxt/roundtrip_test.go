@@ -80,8 +80,7 @@ input [
     name: "y"
     data_type: TYPE_STRING
     dims: [ 1 ]
-    reshape {
-    }
+    reshape { }
   }
 ]
 parameters [
