@@ -13,7 +13,11 @@ INFERENCE_PROTOS := grpc_service.proto model_config.proto
 INFERENCE_PKG    := $(MODULE)/proto/inference
 ONNX_PKG         := $(MODULE)/proto/onnx
 
-.PHONY: help tools proto proto-check build test test-short fuzz bench demo vet fmt-check clean
+ORT_VERSION := 1.24.3
+ORT_DIR     := .cache/onnxruntime/$(ORT_VERSION)
+ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
+
+.PHONY: help tools proto proto-check build test test-short fuzz bench demo vet fmt-check clean ort
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +43,11 @@ proto-check: proto ## fail if the committed generated code differs from what `ma
 	@git diff --exit-code --stat -- proto/ || { echo "generated code in proto/ is stale: run 'make proto' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain --untracked-files=all -- proto/)" || { echo "make proto created untracked files in proto/" >&2; git status --short -- proto/ >&2; exit 1; }
 
+ort: $(ORT_LIB) ## fetch the ONNX Runtime library (npm package onnxruntime-node) into .cache/
+
+$(ORT_LIB):
+	./scripts/fetch-onnxruntime.sh $(ORT_DIR)
+
 build: ## build every binary into bin/
 	go build -o bin/ ./cmd/...
 
@@ -48,12 +57,12 @@ vet: ## go vet
 fmt-check: ## fail if any file needs gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 
-test: ## run every test (race detector on), then each fuzz target briefly
+test: ort ## run every test (race detector on), then each fuzz target briefly
 	go vet ./...
 	go test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
-test-short: ## quick tests without -race
+test-short: ort ## quick tests without -race
 	go test -short ./...
 
 FUZZTIME ?= 30s
@@ -65,10 +74,10 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  done; \
 	done
 
-bench: ## run the Go benchmarks
+bench: ort ## run the Go benchmarks
 	go test -run='^$$' -bench=. -benchmem ./...
 
-demo: build ## build a Triton model repository from the bundled example models
+demo: build ort ## build a model repository from the bundled models, serve it with tritonlite, run inferences
 	./scripts/demo.sh
 
 clean:

@@ -61,7 +61,7 @@ models, and builds Triton model repositories.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newConfigCmd(), newRepoCmd(), newInspectCmd())
+	root.AddCommand(newConfigCmd(), newRepoCmd(), newInspectCmd(), newInferCmd())
 	return root
 }
 

@@ -108,7 +108,8 @@ func versionNumber(name string) (int64, bool) {
 
 // Loaded is the result of completing a model directory.
 type Loaded struct {
-	// Config is the completed config Triton would report.
+	// Config is the completed config Triton would report (the latest
+	// selected version's).
 	Config *inference.ModelConfig
 	// Versions are the versions the version policy selects, ascending.
 	Versions []int64
@@ -123,6 +124,47 @@ type Loaded struct {
 // ONNX Runtime makes against the model. It returns the completed config, or
 // the problems that would make Triton fail the load.
 func Complete(dir *ModelDir, srv Server) (*Loaded, Problems) {
+	p, ps := Prepare(dir, srv)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	if len(p.Versions) == 0 && p.Config.GetPlatform() != PlatformEnsemble {
+		return nil, Problems{p.NoVersions()}
+	}
+	out := &Loaded{Versions: p.Versions, Models: map[int64]*onnxmodel.Model{}}
+	for _, v := range p.Versions {
+		cfg, m, ps := p.LoadVersion(v)
+		if len(ps) > 0 {
+			return nil, ps
+		}
+		out.Config = cfg
+		if m != nil {
+			out.Models[v] = m
+		}
+	}
+	if out.Config == nil { // an ensemble: nothing per version
+		out.Config = p.Config
+	}
+	return out, nil
+}
+
+// Prepared is a model directory through Triton's repository poll: its config
+// read, backend fields filled, normalized and validated, and its versions
+// selected. Problems found up to here are what Triton reports as a failed
+// poll (the model never reaches a version state); problems from LoadVersion
+// belong to one version.
+type Prepared struct {
+	Dir    *ModelDir
+	Server Server
+	// Config is the normalized config before instance groups and backend
+	// auto-complete.
+	Config *inference.ModelConfig
+	// Versions are the versions the version policy selects, ascending.
+	Versions []int64
+}
+
+// Prepare runs the poll stage of Triton's load pipeline (rules §3 steps 1-4).
+func Prepare(dir *ModelDir, srv Server) (*Prepared, Problems) {
 	var cfg *inference.ModelConfig
 	switch {
 	case dir.Config != nil:
@@ -146,40 +188,40 @@ func Complete(dir *ModelDir, srv Server) (*Loaded, Problems) {
 	if len(ps) > 0 {
 		return nil, ps
 	}
-	versions := selectVersions(cfg, dir.Versions)
-	if len(versions) == 0 && cfg.GetPlatform() != PlatformEnsemble {
-		return nil, Problems{invalid("version_policy", "at least one version must be available under the version policy of model '%s'", cfg.GetName())}
+	return &Prepared{Dir: dir, Server: srv, Config: cfg, Versions: selectVersions(cfg, dir.Versions)}, nil
+}
+
+// NoVersions is the problem of a version policy that selects nothing.
+func (p *Prepared) NoVersions() Problem {
+	return invalid("version_policy", "at least one version must be available under the version policy of model '%s'", p.Config.GetName())
+}
+
+// LoadVersion completes the config for one version as Triton's backend model
+// for it would (rules §3 steps 5-11): instance groups, ONNX auto-complete from
+// that version's model file and the checks against it. Problems carry the
+// version.
+func (p *Prepared) LoadVersion(v int64) (*inference.ModelConfig, *onnxmodel.Model, Problems) {
+	cfg := proto.Clone(p.Config).(*inference.ModelConfig)
+	m, ps := p.loadVersion(cfg, v)
+	for i := range ps {
+		ps[i].Version = strconv.FormatInt(v, 10)
 	}
-	normalizeInstanceGroups(cfg, srv.GPUs)
-	if ps := validateInstanceGroups(cfg, srv.GPUs); len(ps) > 0 {
+	if len(ps) > 0 {
+		return nil, nil, ps
+	}
+	return cfg, m, nil
+}
+
+func (p *Prepared) loadVersion(cfg *inference.ModelConfig, v int64) (*onnxmodel.Model, Problems) {
+	normalizeInstanceGroups(cfg, p.Server.GPUs)
+	if ps := validateInstanceGroups(cfg, p.Server.GPUs); len(ps) > 0 {
 		return nil, ps
 	}
-	out := &Loaded{Config: cfg, Versions: versions}
 	if cfg.GetBackend() != BackendONNX {
 		// Other backends fill their own configs; what is written is checked.
-		if ps := append(validateModelConfig(cfg), validateIO(cfg)...); len(ps) > 0 {
-			return nil, ps
-		}
-		return out, nil
+		return nil, append(validateModelConfig(cfg), validateIO(cfg)...)
 	}
-	// Each version is a separate backend model in Triton, auto-completed from
-	// its own file; the reported config is the latest version's.
-	out.Models = map[int64]*onnxmodel.Model{}
-	var final *inference.ModelConfig
-	for _, v := range versions {
-		vcfg := proto.Clone(cfg).(*inference.ModelConfig)
-		m, ps := loadVersion(vcfg, dir, v, srv)
-		if len(ps) > 0 {
-			for i := range ps {
-				ps[i].Version = strconv.FormatInt(v, 10)
-			}
-			return nil, ps
-		}
-		out.Models[v] = m
-		final = vcfg
-	}
-	out.Config = final
-	return out, nil
+	return loadVersion(cfg, p.Dir, v, p.Server)
 }
 
 // ModelFile is the path Triton's ONNX Runtime backend opens for a version.

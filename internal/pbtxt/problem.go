@@ -26,9 +26,11 @@ func (p Problem) Error() string { return p.Msg }
 
 // Reason renders the problem as Triton renders a failed load's state reason:
 // "Invalid argument: <message>".
-func (p Problem) Reason() string { return codeString(p.Code) + ": " + p.Msg }
+func (p Problem) Reason() string { return CodeString(p.Code) + ": " + p.Msg }
 
-func codeString(c codes.Code) string {
+// CodeString is the name Triton gives a status code in messages
+// ("Invalid argument").
+func CodeString(c codes.Code) string {
 	switch c {
 	case codes.InvalidArgument:
 		return "Invalid argument"

@@ -3,6 +3,7 @@ package tensor
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -431,5 +432,52 @@ func TestNodeTestTensors(t *testing.T) {
 		if err := got.Validate(); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+func TestCompare(t *testing.T) {
+	a := Of("x", []int64{3}, []float32{1, 2, float32(math.NaN())})
+	tests := []struct {
+		got  Tensor
+		want string
+	}{
+		{Of("x", []int64{3}, []float32{1, 2.0000100, float32(math.NaN())}), ""},
+		{Of("x", []int64{3}, []float32{1, 2.001, float32(math.NaN())}), "element 1"},
+		{Of("x", []int64{1, 3}, []float32{1, 2, 3}), "shape"},
+		{Of("x", []int64{3}, []float64{1, 2, 3}), "datatype"},
+	}
+	for i, tc := range tests {
+		err := Compare(a, tc.got, 1e-5)
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%d: %v, want %q", i, err, tc.want)
+		}
+	}
+	if Compare(Of("i", []int64{2}, []int32{1, 2}), Of("i", []int64{2}, []int32{1, 3}), 1) == nil {
+		t.Error("integers must compare exactly")
+	}
+}
+
+func TestRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, dt := range All {
+		x, err := Random("r", dt, []int64{3, 5}, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Validate(); err != nil {
+			t.Fatalf("%s: %v", dt, err)
+		}
+		if dt.Fixed() && dt != Bool {
+			v, _ := Float64s(x)
+			if slices.Min(v) < -50 || slices.Max(v) > 99 || slices.Min(v) == slices.Max(v) {
+				t.Fatalf("%s: values %v", dt, v)
+			}
+		}
+	}
+	if _, err := Random("r", Invalid, []int64{1}, rng); err == nil {
+		t.Fatal("invalid datatype accepted")
+	}
+	if _, err := Random("r", FP32, []int64{-1}, rng); err == nil {
+		t.Fatal("wildcard shape accepted")
 	}
 }

@@ -1,0 +1,330 @@
+package tritonlite
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tritongate/tritongate/internal/tensor"
+	"github.com/tritongate/tritongate/proto/inference"
+)
+
+// Builtins returns the pure-Go backends: "identity" (output i is input i, as
+// Triton's identity test backend) and "add_sub" (OUTPUT0 = INPUT0 + INPUT1,
+// OUTPUT1 = INPUT0 - INPUT1, like Triton's "simple" example model).
+func Builtins() map[string]Backend {
+	return map[string]Backend{
+		"identity": BackendFunc(newIdentity),
+		"add_sub":  BackendFunc(newAddSub),
+	}
+}
+
+type identity struct {
+	source map[string]string // output name → input name
+}
+
+func newIdentity(_ context.Context, inst Instance) (Executor, error) {
+	cfg := inst.Config
+	if len(cfg.GetOutput()) > len(cfg.GetInput()) {
+		return nil, status.Errorf(codes.InvalidArgument, "identity model '%s' has %d outputs but only %d inputs", cfg.GetName(), len(cfg.GetOutput()), len(cfg.GetInput()))
+	}
+	e := &identity{source: map[string]string{}}
+	for i, out := range cfg.GetOutput() {
+		in := cfg.GetInput()[i]
+		if in.GetDataType() != out.GetDataType() {
+			return nil, status.Errorf(codes.InvalidArgument, "identity model '%s': output '%s' is %s but input '%s' is %s", cfg.GetName(), out.GetName(), out.GetDataType(), in.GetName(), in.GetDataType())
+		}
+		e.source[out.GetName()] = in.GetName()
+	}
+	return e, nil
+}
+
+func (e *identity) Execute(_ context.Context, inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor, error) {
+	out := make([]tensor.Tensor, len(outputs))
+	for i, name := range outputs {
+		src := e.source[name]
+		for _, t := range inputs {
+			if t.Name == src {
+				out[i] = tensor.Tensor{Name: name, DataType: t.DataType, Shape: t.Shape, Data: t.Data}
+			}
+		}
+		if out[i].Name == "" {
+			return nil, fmt.Errorf("identity: no input for output '%s'", name)
+		}
+	}
+	return out, nil
+}
+
+func (e *identity) Close() error { return nil }
+
+type addSub struct {
+	in  [2]string
+	out [2]string // "" where the config has no such output
+}
+
+func newAddSub(_ context.Context, inst Instance) (Executor, error) {
+	cfg := inst.Config
+	ins, outs := cfg.GetInput(), cfg.GetOutput()
+	if len(ins) != 2 || len(outs) == 0 || len(outs) > 2 {
+		return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s' needs 2 inputs and 1 or 2 outputs, has %d and %d", cfg.GetName(), len(ins), len(outs))
+	}
+	dt := ins[0].GetDataType()
+	if d := tensor.FromConfig(dt); !d.Fixed() || d == tensor.FP16 || d == tensor.BF16 || d == tensor.Bool {
+		return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s': datatype %s is not supported", cfg.GetName(), dt)
+	}
+	for _, io := range append([]*inference.ModelOutput{}, outs...) {
+		if io.GetDataType() != dt {
+			return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s': every tensor must be %s, output '%s' is %s", cfg.GetName(), dt, io.GetName(), io.GetDataType())
+		}
+	}
+	if ins[1].GetDataType() != dt {
+		return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s': every tensor must be %s, input '%s' is %s", cfg.GetName(), dt, ins[1].GetName(), ins[1].GetDataType())
+	}
+	e := &addSub{in: [2]string{ins[0].GetName(), ins[1].GetName()}}
+	for i, o := range outs {
+		e.out[i] = o.GetName()
+	}
+	return e, nil
+}
+
+func (e *addSub) Close() error { return nil }
+
+func (e *addSub) Execute(_ context.Context, inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor, error) {
+	var a, b tensor.Tensor
+	for _, t := range inputs {
+		switch t.Name {
+		case e.in[0]:
+			a = t
+		case e.in[1]:
+			b = t
+		}
+	}
+	if a.Name == "" || b.Name == "" || len(a.Data) != len(b.Data) {
+		return nil, status.Errorf(codes.InvalidArgument, "add_sub: inputs '%s' and '%s' must have the same shape", e.in[0], e.in[1])
+	}
+	var sum, diff tensor.Tensor
+	var err error
+	switch a.DataType {
+	case tensor.Int8:
+		sum, diff, err = addSubOf[int8](a, b)
+	case tensor.Int16:
+		sum, diff, err = addSubOf[int16](a, b)
+	case tensor.Int32:
+		sum, diff, err = addSubOf[int32](a, b)
+	case tensor.Int64:
+		sum, diff, err = addSubOf[int64](a, b)
+	case tensor.Uint8:
+		sum, diff, err = addSubOf[uint8](a, b)
+	case tensor.Uint16:
+		sum, diff, err = addSubOf[uint16](a, b)
+	case tensor.Uint32:
+		sum, diff, err = addSubOf[uint32](a, b)
+	case tensor.Uint64:
+		sum, diff, err = addSubOf[uint64](a, b)
+	case tensor.FP32:
+		sum, diff, err = addSubOf[float32](a, b)
+	case tensor.FP64:
+		sum, diff, err = addSubOf[float64](a, b)
+	default:
+		err = fmt.Errorf("add_sub: datatype %s is not supported", a.DataType)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tensor.Tensor, len(outputs))
+	for i, name := range outputs {
+		switch name {
+		case e.out[0]:
+			out[i] = sum
+		case e.out[1]:
+			out[i] = diff
+		default:
+			return nil, fmt.Errorf("add_sub: unknown output '%s'", name)
+		}
+		out[i].Name = name
+	}
+	return out, nil
+}
+
+type number interface {
+	int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64 | float32 | float64
+}
+
+func addSubOf[T number](a, b tensor.Tensor) (tensor.Tensor, tensor.Tensor, error) {
+	x, err := tensor.Values[T](a)
+	if err != nil {
+		return tensor.Tensor{}, tensor.Tensor{}, err
+	}
+	y, err := tensor.Values[T](b)
+	if err != nil {
+		return tensor.Tensor{}, tensor.Tensor{}, err
+	}
+	s := make([]T, len(x))
+	d := make([]T, len(x))
+	for i := range x {
+		s[i] = x[i] + y[i]
+		d[i] = x[i] - y[i]
+	}
+	return tensor.Of("", a.Shape, s), tensor.Of("", a.Shape, d), nil
+}
+
+// Fault injection, set through a model's config parameters (for any backend):
+//
+//	fault_latency               extra time per execution (Go duration, "5ms")
+//	fault_latency_jitter        spread of the extra time (duration)
+//	fault_latency_distribution  constant (default), uniform, exponential or normal:
+//	                            latency + jitter drawn as U[0,j), Exp(mean j) or |N(0,j)|
+//	execute_delay_ms            Triton's example parameter: extra milliseconds
+//	fault_error_rate            fraction of executions that fail (0..1)
+//	fault_error_code            their gRPC code (default UNAVAILABLE)
+//	fault_hang_rate             fraction of executions that never finish
+//	                            (until the request is cancelled or the model unloaded)
+//	fault_crash_after           the Nth execution of the version crashes the server
+//	fault_seed                  seed for the random draws (default: random)
+type faults struct {
+	latency    time.Duration
+	jitter     time.Duration
+	dist       string
+	errorRate  float64
+	errorCode  codes.Code
+	hangRate   float64
+	crashAfter int64
+	seed       uint64
+}
+
+func parseFaults(cfg *inference.ModelConfig) (*faults, error) {
+	f := &faults{dist: "constant", errorCode: codes.Unavailable, seed: rand.Uint64()}
+	any := false
+	for key, p := range cfg.GetParameters() {
+		v := p.GetStringValue()
+		var err error
+		switch key {
+		case "fault_latency":
+			f.latency, err = time.ParseDuration(v)
+		case "fault_latency_jitter":
+			f.jitter, err = time.ParseDuration(v)
+		case "fault_latency_distribution":
+			f.dist = v
+			if v != "constant" && v != "uniform" && v != "exponential" && v != "normal" {
+				err = fmt.Errorf("want constant, uniform, exponential or normal")
+			}
+		case "execute_delay_ms":
+			var ms float64
+			ms, err = strconv.ParseFloat(v, 64)
+			f.latency = time.Duration(ms * float64(time.Millisecond))
+		case "fault_error_rate":
+			f.errorRate, err = parseRate(v)
+		case "fault_error_code":
+			code, ok := codeByName(v)
+			if !ok {
+				err = fmt.Errorf("unknown gRPC code")
+			}
+			f.errorCode = code
+		case "fault_hang_rate":
+			f.hangRate, err = parseRate(v)
+		case "fault_crash_after":
+			f.crashAfter, err = strconv.ParseInt(v, 10, 64)
+		case "fault_seed":
+			f.seed, err = strconv.ParseUint(v, 10, 64)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "model '%s': parameter %s = %q: %v", cfg.GetName(), key, v, err)
+		}
+		any = true
+	}
+	if !any {
+		return nil, nil
+	}
+	return f, nil
+}
+
+func parseRate(v string) (float64, error) {
+	r, err := strconv.ParseFloat(v, 64)
+	if err == nil && (r < 0 || r > 1 || math.IsNaN(r)) {
+		err = fmt.Errorf("must be between 0 and 1")
+	}
+	return r, err
+}
+
+func codeByName(name string) (codes.Code, bool) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if strings.EqualFold(strings.ReplaceAll(c.String(), "_", ""), strings.ReplaceAll(name, "_", "")) {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// withFaults wraps a backend so that models with fault parameters get them.
+// Call it once per model version: its instances share the execution count.
+func withFaults(b Backend, s *Server) Backend {
+	var executions atomic.Int64
+	return BackendFunc(func(ctx context.Context, inst Instance) (Executor, error) {
+		f, err := parseFaults(inst.Config)
+		if err != nil {
+			return nil, err
+		}
+		e, err := b.NewExecutor(ctx, inst)
+		if err != nil || f == nil {
+			return e, err
+		}
+		return &faulty{Executor: e, f: f, rng: rand.New(rand.NewPCG(f.seed, uint64(inst.Index))), crash: s.opts.Crash, count: &executions}, nil
+	})
+}
+
+type faulty struct {
+	Executor
+	f     *faults
+	rng   *rand.Rand
+	crash func()
+	count *atomic.Int64 // executions of the version, for fault_crash_after
+}
+
+func (e *faulty) Execute(ctx context.Context, inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor, error) {
+	f := e.f
+	if n := e.count.Add(1); f.crashAfter > 0 && n == f.crashAfter {
+		e.crash()
+		return nil, status.Error(codes.Unavailable, "injected crash")
+	}
+	if f.hangRate > 0 && e.rng.Float64() < f.hangRate {
+		<-ctx.Done()
+		return nil, status.Error(codes.Unavailable, "injected hang ended: "+ctx.Err().Error())
+	}
+	if d := e.delay(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	if f.errorRate > 0 && e.rng.Float64() < f.errorRate {
+		return nil, status.Errorf(f.errorCode, "injected fault (fault_error_rate %g)", f.errorRate)
+	}
+	return e.Executor.Execute(ctx, inputs, outputs)
+}
+
+func (e *faulty) delay() time.Duration {
+	f := e.f
+	j := float64(f.jitter)
+	switch f.dist {
+	case "uniform":
+		return f.latency + time.Duration(e.rng.Float64()*j)
+	case "exponential":
+		return f.latency + time.Duration(e.rng.ExpFloat64()*j)
+	case "normal":
+		return f.latency + time.Duration(math.Abs(e.rng.NormFloat64()*j))
+	}
+	return f.latency
+}

@@ -1,0 +1,481 @@
+// Package ort is tritonlite's ONNX Runtime backend: it runs ONNX models on CPU
+// through github.com/yalue/onnxruntime_go. It is the only cgo in tritongate;
+// the runtime library is loaded at start-up from ONNXRUNTIME_LIB or the path
+// given to Init.
+package ort
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+
+	"github.com/tritongate/tritongate/internal/onnxmodel"
+	"github.com/tritongate/tritongate/internal/tensor"
+	"github.com/tritongate/tritongate/internal/tritonlite"
+)
+
+// Version is the ONNX Runtime release the project pins (see
+// scripts/fetch-onnxruntime.sh).
+const Version = "1.24.3"
+
+var (
+	initOnce sync.Once
+	initErr  error
+)
+
+// LibraryPath returns where the runtime library is looked for: $ONNXRUNTIME_LIB,
+// else .cache/onnxruntime/<Version>/libonnxruntime.so.1 in dir or the closest
+// parent of dir that has one (so tests in any package find the project's copy).
+func LibraryPath(dir string) string {
+	if p := os.Getenv("ONNXRUNTIME_LIB"); p != "" {
+		return p
+	}
+	rel := filepath.Join(".cache", "onnxruntime", Version, "libonnxruntime.so.1")
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, rel)); err == nil {
+			return filepath.Join(d, rel)
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join(dir, rel)
+		}
+	}
+}
+
+// Init loads the ONNX Runtime library at libPath and creates its environment.
+// Only the first call has an effect; later calls return its result.
+func Init(libPath string) error {
+	initOnce.Do(func() {
+		if _, err := os.Stat(libPath); err != nil {
+			initErr = fmt.Errorf("ONNX Runtime library: %w (run `make ort`, or set ONNXRUNTIME_LIB)", err)
+			return
+		}
+		ortgo.SetSharedLibraryPath(libPath)
+		if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
+			initErr = fmt.Errorf("initializing ONNX Runtime from %s: %w", libPath, err)
+		}
+	})
+	return initErr
+}
+
+// Backend creates ONNX Runtime sessions, one per model instance.
+type Backend struct{}
+
+// NewExecutor opens a session on the instance's model file. Config parameters
+// honoured, as in Triton's ONNX Runtime backend: intra_op_thread_count,
+// inter_op_thread_count.
+func (Backend) NewExecutor(_ context.Context, inst tritonlite.Instance) (tritonlite.Executor, error) {
+	if inst.Signature == nil {
+		return nil, fmt.Errorf("ort: no model signature for %s", inst.ModelPath)
+	}
+	opts, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	for key, set := range map[string]func(int) error{
+		"intra_op_thread_count": opts.SetIntraOpNumThreads,
+		"inter_op_thread_count": opts.SetInterOpNumThreads,
+	} {
+		if p, ok := inst.Config.GetParameters()[key]; ok {
+			n, err := strconv.Atoi(p.GetStringValue())
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("failed to convert '%s' to integral number", p.GetStringValue())
+			}
+			if err := set(n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	sig := inst.Signature
+	inNames := make([]string, len(sig.Inputs))
+	for i, v := range sig.Inputs {
+		inNames[i] = v.Name
+	}
+	outNames := make([]string, len(sig.Outputs))
+	for i, v := range sig.Outputs {
+		outNames[i] = v.Name
+	}
+	s, err := ortgo.NewDynamicAdvancedSession(inst.ModelPath, inNames, outNames, opts)
+	if err != nil {
+		return nil, fmt.Errorf("onnx runtime error: %w", err)
+	}
+	return &executor{session: s, sig: sig, batching: inst.Config.GetMaxBatchSize() > 0}, nil
+}
+
+type executor struct {
+	session  *ortgo.DynamicAdvancedSession
+	sig      *onnxmodel.Model
+	batching bool
+}
+
+func (e *executor) Close() error { return e.session.Destroy() }
+
+func (e *executor) Execute(_ context.Context, inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor, error) {
+	byName := make(map[string]tensor.Tensor, len(inputs))
+	for _, t := range inputs {
+		byName[t.Name] = t
+	}
+	ins := make([]ortgo.Value, len(e.sig.Inputs))
+	defer destroyAll(ins)
+	batch := int64(-1)
+	for i, v := range e.sig.Inputs {
+		t, ok := byName[v.Name]
+		if !ok {
+			return nil, fmt.Errorf("input '%s' missing", v.Name)
+		}
+		if len(v.Dims) == 0 && tensorElements(t) == 1 {
+			t.Shape = nil // the model takes a scalar; Triton's config calls it [1]
+		}
+		if e.batching && len(t.Shape) > 0 && batch < 0 {
+			batch = t.Shape[0]
+		}
+		val, err := toORT(t)
+		if err != nil {
+			return nil, fmt.Errorf("input '%s': %w", v.Name, err)
+		}
+		ins[i] = val
+	}
+	outs := make([]ortgo.Value, len(e.sig.Outputs))
+	defer destroyAll(outs)
+	twoPhase := false
+	for i, v := range e.sig.Outputs {
+		shape, ok := staticShape(v.Dims, batch)
+		dt := tensor.FromONNX(v.ElemType)
+		switch {
+		case ok:
+			val, err := newOutput(dt, shape)
+			if err != nil {
+				return nil, fmt.Errorf("output '%s': %w", v.Name, err)
+			}
+			outs[i] = val
+		case dt == tensor.FP16 || dt == tensor.BF16:
+			// onnxruntime_go sizes FP16/BF16 outputs it allocates at one byte
+			// per element: learn the shape with a first run, then run again
+			// into a buffer of the right size.
+			twoPhase = true
+		}
+	}
+	if err := e.session.Run(ins, outs); err != nil {
+		return nil, fmt.Errorf("onnx runtime error: %w", err)
+	}
+	if twoPhase {
+		for i, v := range e.sig.Outputs {
+			dt := tensor.FromONNX(v.ElemType)
+			if dt != tensor.FP16 && dt != tensor.BF16 {
+				continue
+			}
+			if _, ok := outs[i].(*ortgo.CustomDataTensor); !ok {
+				continue
+			}
+			shape := []int64(outs[i].GetShape())
+			outs[i].Destroy()
+			val, err := newOutput(dt, shape)
+			if err != nil {
+				outs[i] = nil
+				return nil, fmt.Errorf("output '%s': %w", v.Name, err)
+			}
+			outs[i] = val
+		}
+		if err := e.session.Run(ins, outs); err != nil {
+			return nil, fmt.Errorf("onnx runtime error: %w", err)
+		}
+	}
+	result := make([]tensor.Tensor, len(outputs))
+	for j, name := range outputs {
+		idx := -1
+		for i, v := range e.sig.Outputs {
+			if v.Name == name {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return nil, fmt.Errorf("output '%s' is not produced by the model", name)
+		}
+		t, err := fromORT(name, outs[idx])
+		if err != nil {
+			return nil, fmt.Errorf("output '%s': %w", name, err)
+		}
+		result[j] = t
+	}
+	return result, nil
+}
+
+func tensorElements(t tensor.Tensor) int64 {
+	n, err := tensor.ElementCount(t.Shape)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// staticShape resolves a model output shape when it is known before running:
+// every dim fixed, except a leading -1 that is the batch dimension.
+func staticShape(dims []int64, batch int64) ([]int64, bool) {
+	out := make([]int64, len(dims))
+	for i, d := range dims {
+		switch {
+		case d >= 0:
+			out[i] = d
+		case i == 0 && batch >= 0:
+			out[i] = batch
+		default:
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func destroyAll(vs []ortgo.Value) {
+	for _, v := range vs {
+		if v != nil {
+			v.Destroy()
+		}
+	}
+}
+
+// typed copies raw little-endian data into a freshly allocated []T (aligned,
+// so the race detector's pointer checks are satisfied).
+func typed[T any](data []byte) []T {
+	var z T
+	size := int(unsafe.Sizeof(z))
+	out := make([]T, len(data)/size)
+	if len(out) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(out)*size), data)
+	}
+	return out
+}
+
+func bytesOf[T any](v []T) []byte {
+	if len(v) == 0 {
+		return []byte{}
+	}
+	var z T
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*int(unsafe.Sizeof(z)))
+	return append([]byte(nil), b...)
+}
+
+func numeric[T ortgo.TensorData](shape []int64, data []byte) (ortgo.Value, error) {
+	v := typed[T](data)
+	if len(shape) == 0 {
+		if len(v) != 1 {
+			return nil, fmt.Errorf("scalar needs 1 element, got %d", len(v))
+		}
+		return ortgo.NewScalar(v[0])
+	}
+	return ortgo.NewTensor(ortgo.Shape(shape), v)
+}
+
+func toORT(t tensor.Tensor) (ortgo.Value, error) {
+	switch t.DataType {
+	case tensor.Bool:
+		b := make([]bool, len(t.Data))
+		for i, x := range t.Data {
+			b[i] = x != 0
+		}
+		if len(t.Shape) == 0 {
+			return ortgo.NewScalar(b[0])
+		}
+		return ortgo.NewTensor(ortgo.Shape(t.Shape), b)
+	case tensor.Uint8:
+		return numeric[uint8](t.Shape, t.Data)
+	case tensor.Uint16:
+		return numeric[uint16](t.Shape, t.Data)
+	case tensor.Uint32:
+		return numeric[uint32](t.Shape, t.Data)
+	case tensor.Uint64:
+		return numeric[uint64](t.Shape, t.Data)
+	case tensor.Int8:
+		return numeric[int8](t.Shape, t.Data)
+	case tensor.Int16:
+		return numeric[int16](t.Shape, t.Data)
+	case tensor.Int32:
+		return numeric[int32](t.Shape, t.Data)
+	case tensor.Int64:
+		return numeric[int64](t.Shape, t.Data)
+	case tensor.FP32:
+		return numeric[float32](t.Shape, t.Data)
+	case tensor.FP64:
+		return numeric[float64](t.Shape, t.Data)
+	case tensor.FP16, tensor.BF16:
+		if len(t.Shape) == 0 || len(t.Data) == 0 {
+			return nil, fmt.Errorf("%s tensors must have rank >= 1 and at least one element here", t.DataType)
+		}
+		et := ortgo.TensorElementDataType(ortgo.TensorElementDataTypeFloat16)
+		if t.DataType == tensor.BF16 {
+			et = ortgo.TensorElementDataTypeBFloat16
+		}
+		return ortgo.NewCustomDataTensor(ortgo.Shape(t.Shape), append([]byte(nil), t.Data...), et)
+	case tensor.Bytes:
+		if len(t.Shape) == 0 {
+			return nil, errors.New("scalar BYTES tensors are not supported here")
+		}
+		elems, err := tensor.DecodeBytes(t.Data)
+		if err != nil {
+			return nil, err
+		}
+		st, err := ortgo.NewStringTensor(ortgo.Shape(t.Shape))
+		if err != nil {
+			return nil, err
+		}
+		strs := make([]string, len(elems))
+		for i, e := range elems {
+			strs[i] = string(e)
+		}
+		if err := st.SetContents(strs); err != nil {
+			st.Destroy()
+			return nil, err
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("datatype %s is not supported by ONNX Runtime", t.DataType)
+}
+
+// newOutput pre-allocates an output of a known shape.
+func newOutput(dt tensor.DataType, shape []int64) (ortgo.Value, error) {
+	if len(shape) == 0 {
+		switch dt {
+		case tensor.Bool:
+			return ortgo.NewEmptyScalar[bool]()
+		case tensor.Uint8:
+			return ortgo.NewEmptyScalar[uint8]()
+		case tensor.Uint16:
+			return ortgo.NewEmptyScalar[uint16]()
+		case tensor.Uint32:
+			return ortgo.NewEmptyScalar[uint32]()
+		case tensor.Uint64:
+			return ortgo.NewEmptyScalar[uint64]()
+		case tensor.Int8:
+			return ortgo.NewEmptyScalar[int8]()
+		case tensor.Int16:
+			return ortgo.NewEmptyScalar[int16]()
+		case tensor.Int32:
+			return ortgo.NewEmptyScalar[int32]()
+		case tensor.Int64:
+			return ortgo.NewEmptyScalar[int64]()
+		case tensor.FP32:
+			return ortgo.NewEmptyScalar[float32]()
+		case tensor.FP64:
+			return ortgo.NewEmptyScalar[float64]()
+		}
+		return nil, fmt.Errorf("scalar %s outputs are not supported here", dt)
+	}
+	s := ortgo.Shape(shape)
+	switch dt {
+	case tensor.Bool:
+		return ortgo.NewEmptyTensor[bool](s)
+	case tensor.Uint8:
+		return ortgo.NewEmptyTensor[uint8](s)
+	case tensor.Uint16:
+		return ortgo.NewEmptyTensor[uint16](s)
+	case tensor.Uint32:
+		return ortgo.NewEmptyTensor[uint32](s)
+	case tensor.Uint64:
+		return ortgo.NewEmptyTensor[uint64](s)
+	case tensor.Int8:
+		return ortgo.NewEmptyTensor[int8](s)
+	case tensor.Int16:
+		return ortgo.NewEmptyTensor[int16](s)
+	case tensor.Int32:
+		return ortgo.NewEmptyTensor[int32](s)
+	case tensor.Int64:
+		return ortgo.NewEmptyTensor[int64](s)
+	case tensor.FP32:
+		return ortgo.NewEmptyTensor[float32](s)
+	case tensor.FP64:
+		return ortgo.NewEmptyTensor[float64](s)
+	case tensor.FP16, tensor.BF16:
+		n, err := tensor.ElementCount(shape)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("cannot allocate %s output of shape %v", dt, shape)
+		}
+		et := ortgo.TensorElementDataType(ortgo.TensorElementDataTypeFloat16)
+		if dt == tensor.BF16 {
+			et = ortgo.TensorElementDataTypeBFloat16
+		}
+		return ortgo.NewCustomDataTensor(s, make([]byte, 2*n), et)
+	}
+	// BYTES outputs are left to ONNX Runtime to allocate.
+	return nil, nil
+}
+
+// fromORT converts an ONNX Runtime value to a tensor (copying the data).
+func fromORT(name string, v ortgo.Value) (tensor.Tensor, error) {
+	t := tensor.Tensor{Name: name, Shape: []int64(v.GetShape())}
+	switch x := v.(type) {
+	case *ortgo.Tensor[bool]:
+		t.DataType = tensor.Bool
+		t.Data = bytesOf(x.GetData())
+	case *ortgo.Tensor[uint8]:
+		t.DataType, t.Data = tensor.Uint8, bytesOf(x.GetData())
+	case *ortgo.Tensor[uint16]:
+		t.DataType, t.Data = tensor.Uint16, bytesOf(x.GetData())
+	case *ortgo.Tensor[uint32]:
+		t.DataType, t.Data = tensor.Uint32, bytesOf(x.GetData())
+	case *ortgo.Tensor[uint64]:
+		t.DataType, t.Data = tensor.Uint64, bytesOf(x.GetData())
+	case *ortgo.Tensor[int8]:
+		t.DataType, t.Data = tensor.Int8, bytesOf(x.GetData())
+	case *ortgo.Tensor[int16]:
+		t.DataType, t.Data = tensor.Int16, bytesOf(x.GetData())
+	case *ortgo.Tensor[int32]:
+		t.DataType, t.Data = tensor.Int32, bytesOf(x.GetData())
+	case *ortgo.Tensor[int64]:
+		t.DataType, t.Data = tensor.Int64, bytesOf(x.GetData())
+	case *ortgo.Tensor[float32]:
+		t.DataType, t.Data = tensor.FP32, bytesOf(x.GetData())
+	case *ortgo.Tensor[float64]:
+		t.DataType, t.Data = tensor.FP64, bytesOf(x.GetData())
+	case *ortgo.Scalar[bool]:
+		t.DataType, t.Data = tensor.Bool, bytesOf([]bool{x.GetData()})
+	case *ortgo.Scalar[uint8]:
+		t.DataType, t.Data = tensor.Uint8, bytesOf([]uint8{x.GetData()})
+	case *ortgo.Scalar[uint16]:
+		t.DataType, t.Data = tensor.Uint16, bytesOf([]uint16{x.GetData()})
+	case *ortgo.Scalar[uint32]:
+		t.DataType, t.Data = tensor.Uint32, bytesOf([]uint32{x.GetData()})
+	case *ortgo.Scalar[uint64]:
+		t.DataType, t.Data = tensor.Uint64, bytesOf([]uint64{x.GetData()})
+	case *ortgo.Scalar[int8]:
+		t.DataType, t.Data = tensor.Int8, bytesOf([]int8{x.GetData()})
+	case *ortgo.Scalar[int16]:
+		t.DataType, t.Data = tensor.Int16, bytesOf([]int16{x.GetData()})
+	case *ortgo.Scalar[int32]:
+		t.DataType, t.Data = tensor.Int32, bytesOf([]int32{x.GetData()})
+	case *ortgo.Scalar[int64]:
+		t.DataType, t.Data = tensor.Int64, bytesOf([]int64{x.GetData()})
+	case *ortgo.Scalar[float32]:
+		t.DataType, t.Data = tensor.FP32, bytesOf([]float32{x.GetData()})
+	case *ortgo.Scalar[float64]:
+		t.DataType, t.Data = tensor.FP64, bytesOf([]float64{x.GetData()})
+	case *ortgo.CustomDataTensor:
+		switch ortgo.TensorElementDataType(x.DataType()) {
+		case ortgo.TensorElementDataTypeFloat16:
+			t.DataType = tensor.FP16
+		case ortgo.TensorElementDataTypeBFloat16:
+			t.DataType = tensor.BF16
+		default:
+			return t, fmt.Errorf("ONNX element type %d has no Triton datatype", x.DataType())
+		}
+		t.Data = append([]byte(nil), x.GetData()...)
+	case *ortgo.StringTensor:
+		strs, err := x.GetContents()
+		if err != nil {
+			return t, err
+		}
+		elems := make([][]byte, len(strs))
+		for i, s := range strs {
+			elems[i] = []byte(s)
+		}
+		t.DataType, t.Data = tensor.Bytes, tensor.EncodeBytes(elems)
+	default:
+		return t, fmt.Errorf("output of ONNX type %s is not a tensor", v.GetONNXType())
+	}
+	return t, t.Validate()
+}

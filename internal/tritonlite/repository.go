@@ -1,0 +1,552 @@
+package tritonlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tritongate/tritongate/internal/pbtxt"
+	"github.com/tritongate/tritongate/proto/inference"
+)
+
+// Version states, as Triton names them.
+const (
+	stateReady       = "READY"
+	stateUnavailable = "UNAVAILABLE"
+	stateLoading     = "LOADING"
+	stateUnloading   = "UNLOADING"
+	reasonUnloaded   = "unloaded"
+)
+
+// repository tracks every model the server knows and the state of each of
+// its versions: Triton's model lifecycle.
+type repository struct {
+	s *Server
+
+	mu     sync.RWMutex
+	models map[string]*modelState
+
+	retiring sync.WaitGroup // versions being drained after a reload
+}
+
+type modelState struct {
+	name     string
+	loadMu   sync.Mutex // one load or unload of this model at a time
+	versions map[int64]*versionState
+	// fingerprint of the files last loaded (poll mode).
+	fingerprint string
+	// dir holds files sent with a load request (file: parameters).
+	overrideDir string
+}
+
+type versionState struct {
+	state  string
+	reason string
+	v      *version // set while READY
+}
+
+func newRepository(s *Server) *repository {
+	return &repository{s: s, models: map[string]*modelState{}}
+}
+
+// loadOverride is what a RepositoryModelLoad request may carry.
+type loadOverride struct {
+	config *inference.ModelConfig // replaces config.pbtxt
+	files  map[string][]byte      // relative path → content; replaces the model directory
+}
+
+func (r *repository) model(name string) *modelState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ms := r.models[name]
+	if ms == nil {
+		ms = &modelState{name: name, versions: map[int64]*versionState{}}
+		r.models[name] = ms
+	}
+	return ms
+}
+
+// pollFailed is what a load caller gets when Triton cannot even read the
+// model's directory or config (the details go to the log).
+func pollFailed(name string) error {
+	return status.Errorf(codes.Internal, "failed to load '%s', failed to poll from model repository", name)
+}
+
+// load loads (or reloads) a model: every version its version policy selects.
+// Versions already serving keep serving until their replacements are ready;
+// a version that fails keeps its previous instance if it had one.
+func (r *repository) load(ctx context.Context, name string, ov *loadOverride) error {
+	if err := pbtxt.ValidateModelName(name); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	ms := r.model(name)
+	ms.loadMu.Lock()
+	defer ms.loadMu.Unlock()
+	log := r.s.log.With("model", name)
+
+	dirPath := filepath.Join(r.s.opts.Repository, name)
+	if ov != nil && ov.files != nil {
+		d, err := writeOverrideFiles(name, ov.files)
+		if err != nil {
+			return err
+		}
+		if ms.overrideDir != "" {
+			os.RemoveAll(filepath.Dir(ms.overrideDir))
+		}
+		ms.overrideDir = d
+		dirPath = d
+	} else if ms.overrideDir != "" {
+		dirPath = ms.overrideDir
+	}
+	if st, err := os.Stat(dirPath); err != nil || !st.IsDir() {
+		log.Warn("failed to poll model: model not found in any model repository")
+		r.forgetIfUnknown(name)
+		return pollFailed(name)
+	}
+	dir, err := pbtxt.ReadModelDir(dirPath)
+	if err != nil {
+		log.Warn("poll failed for model directory", "error", err)
+		r.forgetIfUnknown(name)
+		return pollFailed(name)
+	}
+	if ov != nil && ov.config != nil {
+		dir.Config = &pbtxt.Source{File: "config override", Config: ov.config}
+	}
+	fingerprint := fingerprintDir(dirPath)
+	prep, ps := pbtxt.Prepare(dir, r.s.opts.Config)
+	if len(ps) > 0 {
+		log.Warn("poll failed for model directory", "error", ps[0].Msg)
+		r.forgetIfUnknown(name)
+		return pollFailed(name)
+	}
+	if len(prep.Versions) == 0 {
+		return status.Errorf(codes.InvalidArgument, "load failed for model '%s': %s\n", name, prep.NoVersions().Msg)
+	}
+
+	r.mu.Lock()
+	for _, v := range prep.Versions {
+		if vs := ms.versions[v]; vs == nil || vs.state != stateReady {
+			ms.versions[v] = &versionState{state: stateLoading}
+		}
+	}
+	r.mu.Unlock()
+
+	type outcome struct {
+		v   *version
+		err string
+	}
+	results := map[int64]outcome{}
+	for _, num := range prep.Versions {
+		v, err := r.loadVersion(ctx, prep, num)
+		if err != nil {
+			log.Warn("failed to load model version", "version", num, "error", err)
+			r.s.metrics.loadFailures.WithLabelValues(name).Inc()
+		}
+		results[num] = outcome{v, reasonOf(err)}
+	}
+
+	// Swap in what loaded; retire what it replaces and what is no longer wanted.
+	var failures []string
+	var retire []*version
+	r.mu.Lock()
+	for _, num := range prep.Versions {
+		res := results[num]
+		vs := ms.versions[num]
+		if res.v == nil {
+			failures = append(failures, fmt.Sprintf("version %d is at %s state: %s;", num, stateUnavailable, res.err))
+			if vs.state != stateReady {
+				vs.state, vs.reason = stateUnavailable, res.err
+			}
+			continue
+		}
+		if vs.v != nil {
+			retire = append(retire, vs.v)
+		}
+		ms.versions[num] = &versionState{state: stateReady, v: res.v}
+	}
+	for num, vs := range ms.versions {
+		if !slices.Contains(prep.Versions, num) && vs.v != nil {
+			retire = append(retire, vs.v)
+			vs.state, vs.reason, vs.v = stateUnavailable, reasonUnloaded, nil
+		}
+	}
+	if len(failures) == 0 {
+		ms.fingerprint = fingerprint
+	}
+	r.mu.Unlock()
+	for _, v := range retire {
+		r.retiring.Add(1)
+		go func() {
+			defer r.retiring.Done()
+			v.close()
+		}()
+	}
+	if len(failures) > 0 {
+		return status.Errorf(codes.InvalidArgument, "load failed for model '%s': %s\n", name, strings.Join(failures, ""))
+	}
+	log.Info("loaded model", "versions", prep.Versions)
+	return nil
+}
+
+// reasonOf renders a load error as a version's state reason: Triton's
+// "<Code>: <message>".
+func reasonOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	var p pbtxt.Problem
+	if errors.As(err, &p) {
+		return p.Reason()
+	}
+	st, _ := status.FromError(err)
+	return pbtxt.CodeString(st.Code()) + ": " + st.Message()
+}
+
+// loadVersion completes the config for one version and creates its instances.
+func (r *repository) loadVersion(ctx context.Context, prep *pbtxt.Prepared, num int64) (*version, error) {
+	cfg, sig, ps := prep.LoadVersion(num)
+	if len(ps) > 0 {
+		return nil, ps[0]
+	}
+	backend, ok := r.s.opts.Backends[cfg.GetBackend()]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "unable to find backend library for backend '%s', try specifying runtime on the model configuration.", cfg.GetBackend())
+	}
+	backend = withFaults(backend, r.s)
+	versionDir := filepath.Join(prep.Dir.Path, strconv.FormatInt(num, 10))
+	var execs []Executor
+	fail := func(err error) (*version, error) {
+		for _, e := range execs {
+			e.Close()
+		}
+		return nil, err
+	}
+	for _, g := range cfg.GetInstanceGroup() {
+		for i := range int(g.GetCount()) {
+			inst := Instance{
+				Config: cfg, VersionDir: versionDir, Version: num, Group: g.GetName(), Index: i, Signature: sig,
+				ModelPath: pbtxt.ModelFile(prep.Dir.Path, cfg, num),
+			}
+			e, err := backend.NewExecutor(ctx, inst)
+			if err != nil {
+				if _, ok := status.FromError(err); !ok {
+					err = status.Error(codes.Internal, err.Error())
+				}
+				return fail(err)
+			}
+			execs = append(execs, e)
+		}
+	}
+	if len(execs) == 0 {
+		return fail(status.Errorf(codes.InvalidArgument, "model '%s' has no instances", cfg.GetName()))
+	}
+	return newVersion(cfg.GetName(), num, cfg, sig, execs, r.s.metrics), nil
+}
+
+// forgetIfUnknown drops a model that never had a version state, so that it
+// shows in the index by name only, as Triton shows models it could not poll.
+func (r *repository) forgetIfUnknown(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ms := r.models[name]; ms != nil && len(ms.versions) == 0 {
+		delete(r.models, name)
+	}
+}
+
+// unload unloads every version of a model, waiting for its requests to
+// finish. Unloading a model that is not loaded succeeds.
+func (r *repository) unload(name string) {
+	r.mu.RLock()
+	ms := r.models[name]
+	r.mu.RUnlock()
+	if ms == nil {
+		return
+	}
+	ms.loadMu.Lock()
+	defer ms.loadMu.Unlock()
+	var closing []*version
+	var states []*versionState
+	r.mu.Lock()
+	for _, vs := range ms.versions {
+		if vs.v != nil {
+			closing = append(closing, vs.v)
+			states = append(states, vs)
+			vs.state, vs.v = stateUnloading, nil
+		}
+	}
+	r.mu.Unlock()
+	for _, v := range closing {
+		v.close()
+	}
+	r.mu.Lock()
+	for _, vs := range states {
+		vs.state, vs.reason = stateUnavailable, reasonUnloaded
+	}
+	ms.fingerprint = ""
+	r.mu.Unlock()
+	if ms.overrideDir != "" {
+		os.RemoveAll(filepath.Dir(ms.overrideDir))
+		ms.overrideDir = ""
+	}
+	r.s.log.Info("unloaded model", "model", name)
+}
+
+// acquire finds the version a request is for and holds it until release is
+// called. Errors are Triton's, with Triton's codes.
+func (r *repository) acquire(name, versionStr string) (*version, func(), error) {
+	num := int64(-1)
+	if versionStr != "" {
+		n, err := strconv.ParseInt(versionStr, 10, 64)
+		if err != nil {
+			return nil, nil, status.Errorf(codes.InvalidArgument, "failed to get model version from specified version string '%s' (details: stol), version should be an integral value > 0", versionStr)
+		}
+		if n < 0 {
+			return nil, nil, status.Errorf(codes.InvalidArgument, "invalid model version specified '%s' , version should be an integral value > 0", versionStr)
+		}
+		num = n
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ms := r.models[name]
+	if ms == nil || len(ms.versions) == 0 {
+		return nil, nil, status.Errorf(codes.NotFound, "Request for unknown model: '%s' is not found", name)
+	}
+	var vs *versionState
+	if num < 0 {
+		for n, s := range ms.versions {
+			if s.state == stateReady && s.v != nil && (vs == nil || n > num) {
+				vs, num = s, n
+			}
+		}
+		if vs == nil {
+			return nil, nil, status.Errorf(codes.NotFound, "Request for unknown model: '%s' has no available versions", name)
+		}
+	} else {
+		vs = ms.versions[num]
+		if vs == nil {
+			return nil, nil, status.Errorf(codes.NotFound, "Request for unknown model: '%s' version %d is not found", name, num)
+		}
+		if vs.state != stateReady || vs.v == nil {
+			return nil, nil, status.Errorf(codes.Unavailable, "Request for unknown model: '%s' version %d is not at ready state", name, num)
+		}
+	}
+	v := vs.v
+	v.inflight.Add(1)
+	return v, v.inflight.Done, nil
+}
+
+// readyVersions lists the READY versions of a model, ascending.
+func (r *repository) readyVersions(name string) []*version {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ms := r.models[name]
+	if ms == nil {
+		return nil
+	}
+	var out []*version
+	for _, vs := range ms.versions {
+		if vs.state == stateReady && vs.v != nil {
+			out = append(out, vs.v)
+		}
+	}
+	slices.SortFunc(out, func(a, b *version) int { return int(a.number - b.number) })
+	return out
+}
+
+// index is RepositoryIndex: every model directory in the repository and every
+// model loaded from elsewhere, sorted by name; one entry per known version,
+// or the name alone for a model never loaded.
+func (r *repository) index(readyOnly bool) []*inference.RepositoryIndexResponse_ModelIndex {
+	names := map[string]bool{}
+	entries, _ := os.ReadDir(r.s.opts.Repository)
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			names[e.Name()] = true
+		}
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for n := range r.models {
+		names[n] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	var out []*inference.RepositoryIndexResponse_ModelIndex
+	for _, n := range sorted {
+		ms := r.models[n]
+		if ms == nil || len(ms.versions) == 0 {
+			if !readyOnly {
+				out = append(out, &inference.RepositoryIndexResponse_ModelIndex{Name: n})
+			}
+			continue
+		}
+		nums := make([]int64, 0, len(ms.versions))
+		for v := range ms.versions {
+			nums = append(nums, v)
+		}
+		slices.Sort(nums)
+		for _, v := range nums {
+			vs := ms.versions[v]
+			if readyOnly && vs.state != stateReady {
+				continue
+			}
+			out = append(out, &inference.RepositoryIndexResponse_ModelIndex{Name: n, Version: strconv.FormatInt(v, 10), State: vs.state, Reason: vs.reason})
+		}
+	}
+	return out
+}
+
+// allReady is Triton's strict readiness: every known version is READY, or
+// was unloaded on purpose.
+func (r *repository) allReady() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, ms := range r.models {
+		for _, vs := range ms.versions {
+			if vs.state != stateReady && vs.reason != reasonUnloaded {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (r *repository) countReady() float64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, ms := range r.models {
+		for _, vs := range ms.versions {
+			if vs.state == stateReady {
+				n++
+			}
+		}
+	}
+	return float64(n)
+}
+
+// loadedNames lists models with at least one version not unloaded.
+func (r *repository) loadedNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for n, ms := range r.models {
+		for _, vs := range ms.versions {
+			if vs.v != nil {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// repositoryModels lists the model directories in the repository.
+func (r *repository) repositoryModels() ([]string, error) {
+	entries, err := os.ReadDir(r.s.opts.Repository)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// poll reconciles the loaded models with the repository: new and changed
+// model directories are (re)loaded, removed ones unloaded.
+func (r *repository) poll(ctx context.Context) {
+	names, err := r.repositoryModels()
+	if err != nil {
+		r.s.log.Error("reading model repository", "error", err)
+		return
+	}
+	present := map[string]bool{}
+	for _, n := range names {
+		present[n] = true
+		fp := fingerprintDir(filepath.Join(r.s.opts.Repository, n))
+		r.mu.RLock()
+		ms := r.models[n]
+		same := ms != nil && ms.fingerprint == fp
+		r.mu.RUnlock()
+		if !same {
+			if err := r.load(ctx, n, nil); err != nil {
+				r.s.log.Warn("poll: load failed", "model", n, "error", status.Convert(err).Message())
+				r.mu.Lock()
+				if ms := r.models[n]; ms != nil {
+					ms.fingerprint = fp // do not retry until the files change
+				}
+				r.mu.Unlock()
+			}
+		}
+	}
+	for _, n := range r.loadedNames() {
+		if !present[n] {
+			r.unload(n)
+		}
+	}
+}
+
+// fingerprintDir summarizes a model directory's files (names, sizes, times).
+func fingerprintDir(dir string) string {
+	h := sha256.New()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		fmt.Fprintf(h, "%s %d %d %v\n", p, info.Size(), info.ModTime().UnixNano(), d.IsDir())
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// writeOverrideFiles writes a load request's files into a fresh directory
+// laid out as <tmp>/<model>/..., refusing paths that leave it.
+func writeOverrideFiles(name string, files map[string][]byte) (string, error) {
+	root, err := os.MkdirTemp("", "tritonlite-override-")
+	if err != nil {
+		return "", status.Error(codes.Internal, err.Error())
+	}
+	dir := filepath.Join(root, name)
+	for rel, data := range files {
+		clean := filepath.Clean(filepath.FromSlash(rel))
+		if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+			os.RemoveAll(root)
+			return "", status.Errorf(codes.InvalidArgument, "Invalid file parameter 'file:%s' with normalized path '%s' must stay within model directory.", rel, filepath.Join(dir, clean))
+		}
+		p := filepath.Join(dir, clean)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			os.RemoveAll(root)
+			return "", status.Errorf(codes.InvalidArgument, "Invalid file parameter 'file:%s', directory has been created as a file", rel)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			os.RemoveAll(root)
+			return "", status.Error(codes.Internal, err.Error())
+		}
+	}
+	return dir, nil
+}
