@@ -57,4 +57,6 @@ func Random(name string, dt DataType, shape []int64, rng *rand.Rand) (Tensor, er
 
 type errInvalid DataType
 
-func (e errInvalid) Error() string { return "cannot generate values of datatype " + DataType(e).String() }
+func (e errInvalid) Error() string {
+	return "cannot generate values of datatype " + DataType(e).String()
+}
