@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"unsafe"
@@ -125,6 +126,7 @@ func (e *executor) Execute(_ context.Context, inputs []tensor.Tensor, outputs []
 	ins := make([]ortgo.Value, len(e.sig.Inputs))
 	defer destroyAll(ins)
 	batch := int64(-1)
+	symbols := map[string]int64{} // symbolic dim name → its size in this request
 	for i, v := range e.sig.Inputs {
 		t, ok := byName[v.Name]
 		if !ok {
@@ -136,56 +138,39 @@ func (e *executor) Execute(_ context.Context, inputs []tensor.Tensor, outputs []
 		if e.batching && len(t.Shape) > 0 && batch < 0 {
 			batch = t.Shape[0]
 		}
+		for j, p := range v.DimParams {
+			if p != "" && j < len(t.Shape) {
+				symbols[p] = t.Shape[j]
+			}
+		}
 		val, err := toORT(t)
 		if err != nil {
 			return nil, fmt.Errorf("input '%s': %w", v.Name, err)
 		}
 		ins[i] = val
 	}
+	// Pre-allocate every output whose shape is known before running: all of
+	// them where possible, and necessarily the ones onnxruntime_go cannot
+	// allocate itself (rank 0; FP16/BF16, which it sizes one byte per element).
 	outs := make([]ortgo.Value, len(e.sig.Outputs))
 	defer destroyAll(outs)
-	twoPhase := false
 	for i, v := range e.sig.Outputs {
-		shape, ok := staticShape(v.Dims, batch)
+		shape, ok := knownShape(v, batch, symbols)
 		dt := tensor.FromONNX(v.ElemType)
-		switch {
-		case ok:
-			val, err := newOutput(dt, shape)
-			if err != nil {
-				return nil, fmt.Errorf("output '%s': %w", v.Name, err)
+		if !ok {
+			if dt == tensor.FP16 || dt == tensor.BF16 {
+				return nil, fmt.Errorf("output '%s': %s outputs whose shape depends on the data are not supported (onnxruntime_go cannot allocate them)", v.Name, dt)
 			}
-			outs[i] = val
-		case dt == tensor.FP16 || dt == tensor.BF16:
-			// onnxruntime_go sizes FP16/BF16 outputs it allocates at one byte
-			// per element: learn the shape with a first run, then run again
-			// into a buffer of the right size.
-			twoPhase = true
+			continue
 		}
+		val, err := newOutput(dt, shape)
+		if err != nil {
+			return nil, fmt.Errorf("output '%s': %w", v.Name, err)
+		}
+		outs[i] = val
 	}
 	if err := e.session.Run(ins, outs); err != nil {
 		return nil, fmt.Errorf("onnx runtime error: %w", err)
-	}
-	if twoPhase {
-		for i, v := range e.sig.Outputs {
-			dt := tensor.FromONNX(v.ElemType)
-			if dt != tensor.FP16 && dt != tensor.BF16 {
-				continue
-			}
-			if _, ok := outs[i].(*ortgo.CustomDataTensor); !ok {
-				continue
-			}
-			shape := []int64(outs[i].GetShape())
-			outs[i].Destroy()
-			val, err := newOutput(dt, shape)
-			if err != nil {
-				outs[i] = nil
-				return nil, fmt.Errorf("output '%s': %w", v.Name, err)
-			}
-			outs[i] = val
-		}
-		if err := e.session.Run(ins, outs); err != nil {
-			return nil, fmt.Errorf("onnx runtime error: %w", err)
-		}
 	}
 	result := make([]tensor.Tensor, len(outputs))
 	for j, name := range outputs {
@@ -215,14 +200,17 @@ func tensorElements(t tensor.Tensor) int64 {
 	return n
 }
 
-// staticShape resolves a model output shape when it is known before running:
-// every dim fixed, except a leading -1 that is the batch dimension.
-func staticShape(dims []int64, batch int64) ([]int64, bool) {
-	out := make([]int64, len(dims))
-	for i, d := range dims {
+// knownShape resolves a model output's shape before running: fixed dims as
+// they are, a leading -1 as the batch size, and a symbolic dim as the size
+// the same symbol has in this request's inputs.
+func knownShape(v onnxmodel.Value, batch int64, symbols map[string]int64) ([]int64, bool) {
+	out := make([]int64, len(v.Dims))
+	for i, d := range v.Dims {
 		switch {
 		case d >= 0:
 			out[i] = d
+		case i < len(v.DimParams) && v.DimParams[i] != "" && symbols[v.DimParams[i]] > 0:
+			out[i] = symbols[v.DimParams[i]]
 		case i == 0 && batch >= 0:
 			out[i] = batch
 		default:
@@ -234,7 +222,8 @@ func staticShape(dims []int64, batch int64) ([]int64, bool) {
 
 func destroyAll(vs []ortgo.Value) {
 	for _, v := range vs {
-		if v != nil {
+		// onnxruntime_go may leave a typed nil behind after a failed run.
+		if v != nil && !reflect.ValueOf(v).IsNil() {
 			v.Destroy()
 		}
 	}
