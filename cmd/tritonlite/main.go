@@ -224,7 +224,11 @@ func serve(ctx context.Context, cmd *cobra.Command, f *flags) error {
 			return nil
 		})
 	}
-	group.Go(func() error { return srv.Run(gctx) })
+	runDone := make(chan struct{})
+	group.Go(func() error {
+		defer close(runDone)
+		return srv.Run(gctx)
+	})
 	group.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: waiting for in-flight requests", "timeout_secs", f.exitTimeoutSecs)
@@ -239,6 +243,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *flags) error {
 		if httpSrv != nil {
 			httpSrv.Close()
 		}
+		<-runDone // no repository poll may still be loading models
 		srv.Close()
 		return nil
 	})

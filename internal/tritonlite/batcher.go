@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -32,6 +33,9 @@ type batcher struct {
 	mu    sync.Mutex
 	queue []*request
 	wake  chan struct{}
+	// busy counts instances executing a batch. Requests that idle instances
+	// are about to take are not "queued" for max_queue_size.
+	busy atomic.Int64
 
 	quit    chan struct{}
 	running sync.WaitGroup // the loop and the executions it started
@@ -79,7 +83,8 @@ func (b *batcher) enqueue(r *request) error {
 		r.expires = r.enqueued.Add(timeout)
 	}
 	b.mu.Lock()
-	if b.maxQueue > 0 && len(b.queue) >= b.maxQueue {
+	idle := int64(len(b.v.execs)) - b.busy.Load()
+	if b.maxQueue > 0 && int64(len(b.queue)) >= int64(b.maxQueue)+idle*b.target {
 		b.mu.Unlock()
 		return status.Error(codes.Unavailable, "[request id: "+requestID(r.id)+"] Exceeds maximum queue size")
 	}
@@ -110,27 +115,72 @@ func (b *batcher) timeoutFor(r *request) time.Duration {
 
 func (b *batcher) loop() {
 	defer b.running.Done()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
 	for {
+		// While every instance is busy, keep enforcing queue timeouts.
 		var idx int
-		select {
-		case idx = <-b.v.free:
-		case <-b.quit:
-			return
+		waiting := true
+		for waiting {
+			expiry.Reset(b.nextExpiry())
+			select {
+			case idx = <-b.v.free:
+				waiting = false
+			case <-b.wake:
+				b.expireQueued()
+			case <-expiry.C:
+				b.expireQueued()
+			case <-b.quit:
+				return
+			}
 		}
 		reqs := b.gather()
 		if reqs == nil {
 			b.v.free <- idx
 			return
 		}
+		b.busy.Add(1)
 		b.running.Add(1)
 		go func() {
 			defer b.running.Done()
 			ctx, cancel := allDone(b.v.ctx, reqs)
 			b.v.execute(idx, reqs, ctx)
 			cancel()
+			b.busy.Add(-1)
 			b.v.free <- idx
 		}()
 	}
+}
+
+// nextExpiry is how long until the earliest queued request times out.
+func (b *batcher) nextExpiry() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	next := time.Hour
+	if b.policy.GetTimeoutAction() != inference.ModelQueuePolicy_REJECT {
+		return next
+	}
+	for _, r := range b.queue {
+		if !r.expires.IsZero() {
+			next = min(next, time.Until(r.expires)+time.Millisecond)
+		}
+	}
+	return max(next, time.Millisecond)
+}
+
+// expireQueued drops the queued requests that timed out or were abandoned.
+func (b *batcher) expireQueued() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	kept := b.queue[:0]
+	for _, r := range b.queue {
+		if !b.expired(r, now) {
+			kept = append(kept, r)
+		}
+	}
+	clear(b.queue[len(kept):])
+	b.queue = kept
 }
 
 // expired drops a queued request that can no longer run: its client gave up,
@@ -191,7 +241,7 @@ func (b *batcher) gather() []*request {
 		case <-timer.C:
 		case <-b.quit:
 			for _, r := range batch {
-				r.answer(result{err: status.Error(codes.Unavailable, "Server is stopping, scheduler for model has stopped accepting new inference requests")})
+				r.answer(result{err: status.Error(codes.Unavailable, "[request id: "+requestID(r.id)+"] Server is stopping, scheduler for model has stopped accepting new inference requests")})
 			}
 			return nil
 		}

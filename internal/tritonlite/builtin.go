@@ -224,8 +224,11 @@ func parseFaults(cfg *inference.ModelConfig) (*faults, error) {
 			f.errorRate, err = parseRate(v)
 		case "fault_error_code":
 			code, ok := codeByName(v)
-			if !ok {
+			switch {
+			case !ok:
 				err = fmt.Errorf("unknown gRPC code")
+			case code == codes.OK:
+				err = fmt.Errorf("an injected error cannot be OK")
 			}
 			f.errorCode = code
 		case "fault_hang_rate":
@@ -244,6 +247,11 @@ func parseFaults(cfg *inference.ModelConfig) (*faults, error) {
 	}
 	if !any {
 		return nil, nil
+	}
+	_, a := cfg.GetParameters()["fault_latency"]
+	_, b := cfg.GetParameters()["execute_delay_ms"]
+	if a && b {
+		return nil, status.Errorf(codes.InvalidArgument, "model '%s': set fault_latency or execute_delay_ms, not both", cfg.GetName())
 	}
 	return f, nil
 }

@@ -315,6 +315,10 @@ func checkRequestParams(req *inference.ModelInferRequest, r *request) error {
 			if _, ok := p.GetParameterChoice().(*inference.InferParameter_BoolParam); !ok {
 				return invalidArg("invalid value type for '%s' parameter, expected bool_param.", key)
 			}
+		case "triton_enable_empty_final_response":
+			if _, ok := p.GetParameterChoice().(*inference.InferParameter_BoolParam); !ok {
+				return invalidArg("invalid value type for 'triton_enable_empty_final_response' parameter, expected bool_param.")
+			}
 		default:
 			if strings.HasPrefix(key, "triton_") && !slices.Contains(reservedParams, key) {
 				return invalidArg("parameter keys starting with 'triton_' are reserved for Triton usage. Only the following keys starting with 'triton_' are allowed: %s ", strings.Join(reservedParams, " "))

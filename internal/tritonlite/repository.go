@@ -1,6 +1,7 @@
 package tritonlite
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,6 +39,9 @@ type repository struct {
 
 	mu     sync.RWMutex
 	models map[string]*modelState
+	// pollFailures holds the fingerprint of models whose files could not
+	// even be read, so poll mode waits for them to change.
+	pollFailures map[string]string
 
 	retiring sync.WaitGroup // versions being drained after a reload
 }
@@ -59,7 +63,7 @@ type versionState struct {
 }
 
 func newRepository(s *Server) *repository {
-	return &repository{s: s, models: map[string]*modelState{}}
+	return &repository{s: s, models: map[string]*modelState{}, pollFailures: map[string]string{}}
 }
 
 // loadOverride is what a RepositoryModelLoad request may carry.
@@ -68,15 +72,32 @@ type loadOverride struct {
 	files  map[string][]byte      // relative path → content; replaces the model directory
 }
 
-func (r *repository) model(name string) *modelState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ms := r.models[name]
-	if ms == nil {
-		ms = &modelState{name: name, versions: map[int64]*versionState{}}
-		r.models[name] = ms
+// lockModel returns the model's state with its load lock held, creating it
+// if needed. A state can be dropped from the map while a caller waits for its
+// lock (a failed first load forgets it); then the caller retries with the
+// current one, so that no load ever fills a state nobody can see.
+func (r *repository) lockModel(name string, create bool) *modelState {
+	for {
+		r.mu.Lock()
+		ms := r.models[name]
+		if ms == nil {
+			if !create {
+				r.mu.Unlock()
+				return nil
+			}
+			ms = &modelState{name: name, versions: map[int64]*versionState{}}
+			r.models[name] = ms
+		}
+		r.mu.Unlock()
+		ms.loadMu.Lock()
+		r.mu.RLock()
+		current := r.models[name] == ms
+		r.mu.RUnlock()
+		if current {
+			return ms
+		}
+		ms.loadMu.Unlock()
 	}
-	return ms
 }
 
 // pollFailed is what a load caller gets when Triton cannot even read the
@@ -86,53 +107,63 @@ func pollFailed(name string) error {
 }
 
 // load loads (or reloads) a model: every version its version policy selects.
-// Versions already serving keep serving until their replacements are ready;
-// a version that fails keeps its previous instance if it had one.
+// Versions already serving keep serving until their replacements are ready.
+// As in Triton, a load is all or nothing: if any version fails, the versions
+// it created are released and the previously serving ones stay.
 func (r *repository) load(ctx context.Context, name string, ov *loadOverride) error {
 	if err := pbtxt.ValidateModelName(name); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	ms := r.model(name)
-	ms.loadMu.Lock()
+	ms := r.lockModel(name, true)
 	defer ms.loadMu.Unlock()
+	if r.s.closing.Load() {
+		r.forgetIfUnknown(name)
+		return status.Error(codes.Unavailable, "Server not ready")
+	}
 	log := r.s.log.With("model", name)
 
+	// Files sent with the request replace the model directory, but only once
+	// the load succeeds.
 	dirPath := filepath.Join(r.s.opts.Repository, name)
+	newOverride := ""
 	if ov != nil && ov.files != nil {
 		d, err := writeOverrideFiles(name, ov.files)
 		if err != nil {
 			return err
 		}
-		if ms.overrideDir != "" {
-			os.RemoveAll(filepath.Dir(ms.overrideDir))
-		}
-		ms.overrideDir = d
-		dirPath = d
+		newOverride, dirPath = d, d
 	} else if ms.overrideDir != "" {
 		dirPath = ms.overrideDir
 	}
-	if st, err := os.Stat(dirPath); err != nil || !st.IsDir() {
-		log.Warn("failed to poll model: model not found in any model repository")
+	pollFail := func(msg string, args ...any) error {
+		log.Warn(msg, args...)
+		if newOverride != "" {
+			os.RemoveAll(filepath.Dir(newOverride))
+		}
 		r.forgetIfUnknown(name)
 		return pollFailed(name)
 	}
+	if st, err := os.Stat(dirPath); err != nil || !st.IsDir() {
+		return pollFail("failed to poll model: model not found in any model repository")
+	}
+	fingerprint := fingerprintDir(dirPath)
 	dir, err := pbtxt.ReadModelDir(dirPath)
 	if err != nil {
-		log.Warn("poll failed for model directory", "error", err)
-		r.forgetIfUnknown(name)
-		return pollFailed(name)
+		r.notePollFailure(name, fingerprint)
+		return pollFail("poll failed for model directory", "error", err)
 	}
 	if ov != nil && ov.config != nil {
 		dir.Config = &pbtxt.Source{File: "config override", Config: ov.config}
 	}
-	fingerprint := fingerprintDir(dirPath)
 	prep, ps := pbtxt.Prepare(dir, r.s.opts.Config)
 	if len(ps) > 0 {
-		log.Warn("poll failed for model directory", "error", ps[0].Msg)
-		r.forgetIfUnknown(name)
-		return pollFailed(name)
+		r.notePollFailure(name, fingerprint)
+		return pollFail("poll failed for model directory", "error", ps[0].Msg)
 	}
 	if len(prep.Versions) == 0 {
+		if newOverride != "" {
+			os.RemoveAll(filepath.Dir(newOverride))
+		}
 		return status.Errorf(codes.InvalidArgument, "load failed for model '%s': %s\n", name, prep.NoVersions().Msg)
 	}
 
@@ -144,54 +175,74 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 	}
 	r.mu.Unlock()
 
-	type outcome struct {
-		v   *version
-		err string
-	}
-	results := map[int64]outcome{}
+	loaded := map[int64]*version{}
+	var failures []string
+	reasons := map[int64]string{}
 	for _, num := range prep.Versions {
 		v, err := r.loadVersion(ctx, prep, num)
 		if err != nil {
 			log.Warn("failed to load model version", "version", num, "error", err)
 			r.s.metrics.loadFailures.WithLabelValues(name).Inc()
-		}
-		results[num] = outcome{v, reasonOf(err)}
-	}
-
-	// Swap in what loaded; retire what it replaces and what is no longer wanted.
-	var failures []string
-	var retire []*version
-	r.mu.Lock()
-	for _, num := range prep.Versions {
-		res := results[num]
-		vs := ms.versions[num]
-		if res.v == nil {
-			failures = append(failures, fmt.Sprintf("version %d is at %s state: %s;", num, stateUnavailable, res.err))
-			if vs.state != stateReady {
-				vs.state, vs.reason = stateUnavailable, res.err
-			}
+			reasons[num] = reasonOf(err)
+			failures = append(failures, fmt.Sprintf("version %d is at %s state: %s;", num, stateUnavailable, reasons[num]))
 			continue
 		}
-		if vs.v != nil {
-			retire = append(retire, vs.v)
-		}
-		ms.versions[num] = &versionState{state: stateReady, v: res.v}
+		loaded[num] = v
 	}
-	for num, vs := range ms.versions {
-		if !slices.Contains(prep.Versions, num) && vs.v != nil {
-			retire = append(retire, vs.v)
-			vs.state, vs.reason, vs.v = stateUnavailable, reasonUnloaded, nil
-		}
+
+	type closing struct {
+		v   *version
+		how int
 	}
-	if len(failures) == 0 {
+	var release []closing
+	r.mu.Lock()
+	if len(failures) > 0 {
+		// All or nothing: release what this load created; versions that were
+		// serving keep serving.
+		for _, num := range prep.Versions {
+			vs := ms.versions[num]
+			if v := loaded[num]; v != nil {
+				release = append(release, closing{v, retired})
+			}
+			if vs.state == stateReady {
+				continue
+			}
+			vs.state, vs.reason = stateUnavailable, reasons[num]
+			if vs.reason == "" {
+				vs.reason = reasonUnloaded
+			}
+		}
+	} else {
+		for _, num := range prep.Versions {
+			if old := ms.versions[num].v; old != nil {
+				release = append(release, closing{old, retired})
+			}
+			ms.versions[num] = &versionState{state: stateReady, v: loaded[num]}
+		}
+		for num, vs := range ms.versions {
+			if !slices.Contains(prep.Versions, num) && vs.v != nil {
+				release = append(release, closing{vs.v, unloaded})
+				vs.state, vs.reason, vs.v = stateUnavailable, reasonUnloaded, nil
+			}
+		}
 		ms.fingerprint = fingerprint
+		delete(r.pollFailures, name)
+		if newOverride != "" {
+			if ms.overrideDir != "" {
+				os.RemoveAll(filepath.Dir(ms.overrideDir))
+			}
+			ms.overrideDir = newOverride
+		}
 	}
 	r.mu.Unlock()
-	for _, v := range retire {
+	if len(failures) > 0 && newOverride != "" {
+		os.RemoveAll(filepath.Dir(newOverride))
+	}
+	for _, c := range release {
 		r.retiring.Add(1)
 		go func() {
 			defer r.retiring.Done()
-			v.close()
+			c.v.close(c.how)
 		}()
 	}
 	if len(failures) > 0 {
@@ -199,6 +250,14 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 	}
 	log.Info("loaded model", "versions", prep.Versions)
 	return nil
+}
+
+// notePollFailure remembers the files of a model that could not be polled,
+// so that poll mode does not retry it until they change.
+func (r *repository) notePollFailure(name, fingerprint string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pollFailures[name] = fingerprint
 }
 
 // reasonOf renders a load error as a version's state reason: Triton's
@@ -267,15 +326,13 @@ func (r *repository) forgetIfUnknown(name string) {
 }
 
 // unload unloads every version of a model, waiting for its requests to
-// finish. Unloading a model that is not loaded succeeds.
+// finish (an injected hang is ended). Unloading a model that is not loaded
+// succeeds.
 func (r *repository) unload(name string) {
-	r.mu.RLock()
-	ms := r.models[name]
-	r.mu.RUnlock()
+	ms := r.lockModel(name, false)
 	if ms == nil {
 		return
 	}
-	ms.loadMu.Lock()
 	defer ms.loadMu.Unlock()
 	var closing []*version
 	var states []*versionState
@@ -289,19 +346,34 @@ func (r *repository) unload(name string) {
 	}
 	r.mu.Unlock()
 	for _, v := range closing {
-		v.close()
+		v.close(unloaded)
 	}
 	r.mu.Lock()
 	for _, vs := range states {
 		vs.state, vs.reason = stateUnavailable, reasonUnloaded
 	}
 	ms.fingerprint = ""
+	dir := ms.overrideDir
+	ms.overrideDir = ""
 	r.mu.Unlock()
-	if ms.overrideDir != "" {
-		os.RemoveAll(filepath.Dir(ms.overrideDir))
-		ms.overrideDir = ""
+	if dir != "" {
+		os.RemoveAll(filepath.Dir(dir))
 	}
-	r.s.log.Info("unloaded model", "model", name)
+	if len(closing) > 0 {
+		r.s.log.Info("unloaded model", "model", name)
+	}
+}
+
+// names lists every model the repository tracks.
+func (r *repository) names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.models))
+	for n := range r.models {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // acquire finds the version a request is for and holds it until release is
@@ -362,7 +434,7 @@ func (r *repository) readyVersions(name string) []*version {
 			out = append(out, vs.v)
 		}
 	}
-	slices.SortFunc(out, func(a, b *version) int { return int(a.number - b.number) })
+	slices.SortFunc(out, func(a, b *version) int { return cmp.Compare(a.number, b.number) })
 	return out
 }
 
@@ -487,7 +559,7 @@ func (r *repository) poll(ctx context.Context) {
 		fp := fingerprintDir(filepath.Join(r.s.opts.Repository, n))
 		r.mu.RLock()
 		ms := r.models[n]
-		same := ms != nil && ms.fingerprint == fp
+		same := (ms != nil && ms.fingerprint == fp) || r.pollFailures[n] == fp
 		r.mu.RUnlock()
 		if !same {
 			if err := r.load(ctx, n, nil); err != nil {

@@ -187,7 +187,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Close() {
 	s.closing.Store(true)
 	s.health.Shutdown()
-	for _, n := range s.repo.loadedNames() {
+	// Loads that start from now on are refused; unload waits for the ones in
+	// progress (it takes each model's load lock).
+	for _, n := range s.repo.names() {
 		s.repo.unload(n)
 	}
 	s.repo.retiring.Wait()

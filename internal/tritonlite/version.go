@@ -72,10 +72,23 @@ func newVersion(model string, number int64, cfg *inference.ModelConfig, sig *onn
 	return v
 }
 
+// How a version is closed.
+const (
+	// retired: replaced by a new instance of the same version; requests in
+	// flight finish normally and the metric series carry on.
+	retired = iota
+	// unloaded: the version is gone; executions still running are told to
+	// stop (an injected hang ends) and its metric series are dropped.
+	unloaded
+)
+
 // close stops the scheduler once every request holding the version is done,
 // then closes the instances.
-func (v *version) close() {
+func (v *version) close(how int) {
 	v.closed.Do(func() {
+		if how == unloaded {
+			v.cancel()
+		}
 		v.inflight.Wait()
 		v.cancel()
 		if v.batcher != nil {
@@ -84,7 +97,9 @@ func (v *version) close() {
 		for _, e := range v.execs {
 			e.Close()
 		}
-		v.metrics.forget(v.model, v.label)
+		if how == unloaded {
+			v.metrics.forget(v.model, v.label)
+		}
 	})
 }
 
@@ -108,11 +123,15 @@ type result struct {
 	err     error
 }
 
-// answer delivers r's result once; later answers are dropped.
-func (r *request) answer(res result) {
+// answer delivers r's result once; later answers are dropped. It reports
+// whether this answer was the one delivered (false when the client had
+// already given up), so that each request is accounted once.
+func (r *request) answer(res result) bool {
 	if r.settled.CompareAndSwap(false, true) {
 		r.done <- res
+		return true
 	}
+	return false
 }
 
 func (v *version) pendingGauge() interface{ Add(float64) } {
@@ -134,7 +153,13 @@ func (v *version) infer(r *request) ([]tensor.Tensor, error) {
 	} else {
 		select {
 		case idx := <-v.free:
-			v.execute(idx, []*request{r}, r.ctx)
+			// The execution ends early if the client goes away or the
+			// version is unloaded.
+			ctx, cancel := context.WithCancel(r.ctx)
+			stop := context.AfterFunc(v.ctx, cancel)
+			v.execute(idx, []*request{r}, ctx)
+			stop()
+			cancel()
 			v.free <- idx
 		case <-r.ctx.Done():
 			pending.Add(-1)
@@ -177,7 +202,7 @@ func (v *version) execute(idx int, reqs []*request, ctx context.Context) {
 	inferStart := time.Now()
 	var outs []tensor.Tensor
 	if err == nil {
-		outs, err = v.execs[idx].Execute(ctx, inputs, reqs[0].outputs)
+		outs, err = safeExecute(v.execs[idx], ctx, inputs, reqs[0].outputs)
 	}
 	inferEnd := time.Now()
 	var parts [][]tensor.Tensor
@@ -190,15 +215,22 @@ func (v *version) execute(idx int, reqs []*request, ctx context.Context) {
 			err = status.Error(codes.Internal, err.Error())
 		}
 	}
+	reason := "BACKEND"
+	if ctx.Err() != nil {
+		reason = "CANCELED"
+	}
 	for i, r := range reqs {
 		total := end.Sub(r.enqueued)
 		queue := start.Sub(r.enqueued)
 		if err != nil {
-			r.answer(result{err: err})
-			v.fail(r, "BACKEND", total)
+			if r.answer(result{err: err}) {
+				v.fail(r, reason, total)
+			}
 			continue
 		}
-		r.answer(result{outputs: parts[i]})
+		if !r.answer(result{outputs: parts[i]}) {
+			continue // the client gave up; infer counted it as cancelled
+		}
 		v.stats.success(total, queue)
 		m := v.metrics
 		m.success.WithLabelValues(v.model, v.label).Inc()
@@ -212,6 +244,17 @@ func (v *version) execute(idx int, reqs []*request, ctx context.Context) {
 	m.inputUS.WithLabelValues(v.model, v.label).Add(float64(inferStart.Sub(start).Microseconds()))
 	m.inferUS.WithLabelValues(v.model, v.label).Add(float64(inferEnd.Sub(inferStart).Microseconds()))
 	m.outputUS.WithLabelValues(v.model, v.label).Add(float64(end.Sub(inferEnd).Microseconds()))
+}
+
+// safeExecute runs an executor, turning a panic into an INTERNAL error so
+// that no model can take the server down.
+func safeExecute(e Executor, ctx context.Context, inputs []tensor.Tensor, outputs []string) (outs []tensor.Tensor, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			outs, err = nil, status.Errorf(codes.Internal, "model execution failed: %v", p)
+		}
+	}()
+	return e.Execute(ctx, inputs, outputs)
 }
 
 func concatInputs(reqs []*request) ([]tensor.Tensor, error) {

@@ -14,11 +14,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tritongate/tritongate/internal/onnxmodel"
+	"github.com/tritongate/tritongate/internal/onnxmodel/onnxtest"
 	"github.com/tritongate/tritongate/internal/pbtxt"
 	"github.com/tritongate/tritongate/internal/tensor"
 	"github.com/tritongate/tritongate/internal/tritonlite"
 	"github.com/tritongate/tritongate/internal/tritonlite/litetest"
 	"github.com/tritongate/tritongate/proto/inference"
+	"github.com/tritongate/tritongate/proto/onnx"
 )
 
 const testdata = "../../../testdata/onnx"
@@ -293,5 +295,38 @@ func TestCorruptModel(t *testing.T) {
 	tensor.SetRequestInputs(req, []tensor.Tensor{tensor.Of("Input3", []int64{1, 1, 28, 28}, make([]float32, 784))})
 	if _, err := s.Client.ModelInfer(ctx, req); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUnusualSignatures: a model without inputs is refused at load with a
+// clear reason (it would crash onnxruntime_go); an output without a declared
+// shape is left to ONNX Runtime to allocate and serves.
+func TestUnusualSignatures(t *testing.T) {
+	initORT(t)
+	repo := t.TempDir()
+	one := &onnx.TensorProto{Name: new("v"), Dims: []int64{2}, DataType: new(int32(onnx.TensorProto_FLOAT)), FloatData: []float32{1, 2}}
+	constant := onnxtest.Model(nil, []*onnx.ValueInfoProto{onnxtest.Tensor("y", onnx.TensorProto_FLOAT, 2)},
+		&onnx.NodeProto{OpType: new("Constant"), Output: []string{"y"}, Attribute: []*onnx.AttributeProto{{Name: new("value"), Type: onnx.AttributeProto_TENSOR.Enum(), T: one}}})
+	onnxtest.Write(t, filepath.Join(repo, "constant", "1", "model.onnx"), constant)
+	shapeless := onnxtest.Model([]*onnx.ValueInfoProto{onnxtest.Tensor("x", onnx.TensorProto_FLOAT, 2, 3)}, []*onnx.ValueInfoProto{onnxtest.NoShape("y", onnx.TensorProto_FLOAT)},
+		&onnx.NodeProto{OpType: new("Relu"), Input: []string{"x"}, Output: []string{"y"}})
+	onnxtest.Write(t, filepath.Join(repo, "shapeless", "1", "model.onnx"), shapeless)
+	s := litetest.Start(t, repo, litetest.Config{Options: tritonlite.Options{Backends: backends()}})
+	ctx := context.Background()
+	idx, _ := s.Client.RepositoryIndex(ctx, &inference.RepositoryIndexRequest{})
+	for _, m := range idx.Models {
+		if m.Name == "constant" && (m.State != "UNAVAILABLE" || !strings.Contains(m.Reason, "models without inputs or without outputs are not supported")) {
+			t.Errorf("constant: %v", m)
+		}
+	}
+	req := &inference.ModelInferRequest{ModelName: "shapeless"}
+	tensor.SetRequestInputs(req, []tensor.Tensor{tensor.Of("x", []int64{2, 3}, []float32{-1, 2, -3, 4, -5, 6})})
+	resp, err := s.Client.ModelInfer(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, _ := tensor.ResponseOutputs(resp)
+	if got, _ := tensor.Values[float32](outs[0]); !slices.Equal(got, []float32{0, 2, 0, 4, 0, 6}) {
+		t.Fatalf("relu: %v", got)
 	}
 }

@@ -95,6 +95,10 @@ func (Backend) NewExecutor(_ context.Context, inst tritonlite.Instance) (tritonl
 		}
 	}
 	sig := inst.Signature
+	if len(sig.Inputs) == 0 || len(sig.Outputs) == 0 {
+		// onnxruntime_go cannot run a session without inputs or outputs.
+		return nil, fmt.Errorf("unable to load model '%s': models without inputs or without outputs are not supported by tritonlite's ONNX Runtime backend", inst.Config.GetName())
+	}
 	inNames := make([]string, len(sig.Inputs))
 	for i, v := range sig.Inputs {
 		inNames[i] = v.Name
@@ -204,6 +208,9 @@ func tensorElements(t tensor.Tensor) int64 {
 // they are, a leading -1 as the batch size, and a symbolic dim as the size
 // the same symbol has in this request's inputs.
 func knownShape(v onnxmodel.Value, batch int64, symbols map[string]int64) ([]int64, bool) {
+	if !v.HasShape {
+		return nil, false // no declared shape: not even its rank is known
+	}
 	out := make([]int64, len(v.Dims))
 	for i, d := range v.Dims {
 		switch {
