@@ -54,6 +54,11 @@ echo "== add, with the ONNX node test's reference inputs"
   --input y=testdata/onnx/node/test_add/test_data_set_0/input_1.pb
 
 echo
+echo "== a 3-second open-loop load test on mnist and add (Poisson, 300 req/s), report in .cache/demo/report"
+./bin/loadtest run --target "localhost:$grpc_port" --model mnist:1 --model add:2 --rate 300 --arrival poisson \
+  --duration 3s --quiet --out .cache/demo/report --slo 'errors<=0%'
+
+echo
 echo "== Triton's metrics from http://localhost:$metrics_port/metrics"
 curl -fsS "localhost:$metrics_port/metrics" | grep -E '^nv_inference_(count|exec_count|request_success)\{' | sort
 

@@ -2,6 +2,7 @@ package tritonlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -306,7 +307,10 @@ func (e *faulty) Execute(ctx context.Context, inputs []tensor.Tensor, outputs []
 	}
 	if f.hangRate > 0 && e.rng.Float64() < f.hangRate {
 		<-ctx.Done()
-		return nil, status.Error(codes.Unavailable, "injected hang ended: "+ctx.Err().Error())
+		if errors.Is(context.Cause(ctx), errUnloaded) {
+			return nil, status.Error(codes.Unavailable, "injected hang ended: the model was unloaded")
+		}
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	if d := e.delay(); d > 0 {
 		t := time.NewTimer(d)

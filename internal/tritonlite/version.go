@@ -3,6 +3,7 @@ package tritonlite
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -37,8 +38,8 @@ type version struct {
 	stats    stats
 	inflight sync.WaitGroup
 
-	ctx    context.Context // ends when the version is closed
-	cancel context.CancelFunc
+	ctx    context.Context // ends when the version is closed (cause errUnloaded on unload)
+	cancel context.CancelCauseFunc
 	closed sync.Once
 }
 
@@ -55,7 +56,7 @@ func newVersion(model string, number int64, cfg *inference.ModelConfig, sig *onn
 		free:    make(chan int, len(execs)),
 		metrics: m,
 	}
-	v.ctx, v.cancel = context.WithCancel(context.Background())
+	v.ctx, v.cancel = context.WithCancelCause(context.Background())
 	for _, in := range cfg.GetInput() {
 		v.inputs[in.GetName()] = in
 	}
@@ -72,6 +73,10 @@ func newVersion(model string, number int64, cfg *inference.ModelConfig, sig *onn
 	return v
 }
 
+// errUnloaded is the cause of executions ended because their model version
+// was unloaded.
+var errUnloaded = errors.New("model version unloaded")
+
 // How a version is closed.
 const (
 	// retired: replaced by a new instance of the same version; requests in
@@ -87,10 +92,10 @@ const (
 func (v *version) close(how int) {
 	v.closed.Do(func() {
 		if how == unloaded {
-			v.cancel()
+			v.cancel(errUnloaded)
 		}
 		v.inflight.Wait()
-		v.cancel()
+		v.cancel(nil)
 		if v.batcher != nil {
 			v.batcher.stop()
 		}
@@ -155,11 +160,11 @@ func (v *version) infer(r *request) ([]tensor.Tensor, error) {
 		case idx := <-v.free:
 			// The execution ends early if the client goes away or the
 			// version is unloaded.
-			ctx, cancel := context.WithCancel(r.ctx)
-			stop := context.AfterFunc(v.ctx, cancel)
+			ctx, cancel := context.WithCancelCause(r.ctx)
+			stop := context.AfterFunc(v.ctx, func() { cancel(context.Cause(v.ctx)) })
 			v.execute(idx, []*request{r}, ctx)
 			stop()
-			cancel()
+			cancel(nil)
 			v.free <- idx
 		case <-r.ctx.Done():
 			pending.Add(-1)
