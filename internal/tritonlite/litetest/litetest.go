@@ -40,6 +40,8 @@ type Server struct {
 type Config struct {
 	// TCP serves on 127.0.0.1:<random port> instead of in memory.
 	TCP bool
+	// Listen is the TCP address when TCP is set (default 127.0.0.1:0).
+	Listen string
 	// Options are passed through; Repository, ControlMode and Backends are
 	// filled with defaults when empty (builtin backends, mode none).
 	Options tritonlite.Options
@@ -84,7 +86,11 @@ func Start(t testing.TB, repo string, cfg Config) *Server {
 	var dial grpc.DialOption
 	target := "passthrough:///bufnet"
 	if cfg.TCP {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		addr := cfg.Listen
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		lis, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}

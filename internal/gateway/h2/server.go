@@ -1,0 +1,777 @@
+package h2
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+)
+
+// ServerOptions tune the server; zero values take the defaults.
+type ServerOptions struct {
+	// MaxConcurrentStreams per connection (default 16384); more are refused
+	// (REFUSED_STREAM, which gRPC clients retry).
+	MaxConcurrentStreams uint32
+	// StreamWindow and ConnWindow are the receive windows advertised to
+	// clients (default 4 MiB and 16 MiB), refilled as data is consumed.
+	StreamWindow, ConnWindow uint32
+	// MaxHeaderListSize bounds a request's headers (default 1 MiB).
+	MaxHeaderListSize uint32
+	// PrefaceTimeout bounds how long a new connection may take to send the
+	// HTTP/2 preface (default 10s).
+	PrefaceTimeout time.Duration
+}
+
+func (o *ServerOptions) defaults() {
+	if o.MaxConcurrentStreams == 0 {
+		o.MaxConcurrentStreams = 16384
+	}
+	if o.StreamWindow == 0 {
+		o.StreamWindow = 4 << 20
+	}
+	if o.ConnWindow == 0 {
+		o.ConnWindow = 16 << 20
+	}
+	if o.MaxHeaderListSize == 0 {
+		o.MaxHeaderListSize = 1 << 20
+	}
+	if o.PrefaceTimeout == 0 {
+		o.PrefaceTimeout = 10 * time.Second
+	}
+}
+
+// Handler serves streams. Its methods run on the connection's reader
+// goroutine and must not block; they may write to streams (from there or
+// from any other goroutine).
+type Handler interface {
+	// Open is called when a stream's request headers arrive. To take the
+	// stream as a unary call it returns maxMessage > 0: the request body is
+	// collected (a body over maxMessage bytes of message is refused with
+	// RESOURCE_EXHAUSTED) and passed to Unary. Otherwise it returns a Sink
+	// that receives the body as it arrives.
+	Open(s *ServerStream, b *Batch) (maxMessage int, sink Sink)
+	// Unary is called with the whole request body (gRPC-framed).
+	Unary(s *ServerStream, body []byte, b *Batch)
+}
+
+// Sink receives a streamed request body.
+type Sink interface {
+	// Data delivers body bytes (valid only during the call); end marks the
+	// client's half-close.
+	Data(p []byte, end bool, b *Batch)
+	// Cancel: the client reset the stream, or the connection closed, before
+	// the response finished. No more calls follow.
+	Cancel(b *Batch)
+}
+
+// Server accepts HTTP/2 connections from gRPC clients.
+type Server struct {
+	opts    ServerOptions
+	handler Handler
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*ServerConn]struct{}
+	stopping  bool
+	wg        sync.WaitGroup
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("h2: server closed")
+
+// NewServer makes a server for h.
+func NewServer(h Handler, opts ServerOptions) *Server {
+	opts.defaults()
+	return &Server{opts: opts, handler: h, listeners: map[net.Listener]struct{}{}, conns: map[*ServerConn]struct{}{}}
+}
+
+// Serve accepts connections on lis until Shutdown or Close.
+func (s *Server) Serve(lis net.Listener) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		lis.Close()
+		return ErrServerClosed
+	}
+	s.listeners[lis] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := lis.Accept()
+		if err != nil {
+			s.mu.Lock()
+			stopping := s.stopping
+			s.mu.Unlock()
+			if stopping {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		c := newServerConn(s, nc)
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+		}()
+	}
+}
+
+// Shutdown stops accepting, sends GOAWAY on every connection and waits for
+// their streams to finish; when ctx ends first, it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*ServerConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.goAway()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.stopping = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Streams counts the streams open on every connection (for tests and drain).
+func (s *Server) Streams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		c.mu.Lock()
+		n += len(c.streams)
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// ServerConn is one client connection.
+type ServerConn struct {
+	wconn // mu guards the fields below and every stream's output state
+	srv   *Server
+	br    *bufio.Reader
+
+	streams     map[uint32]*ServerStream
+	lastID      uint32
+	peerWindow  int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE: our initial send window per stream
+	connWindow  int64 // our send window on the connection
+	recvUnacked int64
+	blocked     []*ServerStream
+	goaway      bool
+	closing     bool
+	closed      bool
+}
+
+func newServerConn(s *Server, nc net.Conn) *ServerConn {
+	c := &ServerConn{srv: s, streams: map[uint32]*ServerStream{}, peerWindow: 65535, connWindow: 65535}
+	c.br = bufio.NewReaderSize(nc, 64<<10)
+	c.init(nc, c.br)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = s.opts.MaxHeaderListSize
+	c.fr.SetReuseFrames()
+	return c
+}
+
+// ServerStream is one request stream. The request fields are read-only.
+type ServerStream struct {
+	c  *ServerConn
+	id uint32
+
+	Method, Path, Authority, Scheme string
+	// Header holds the request's regular (non-pseudo) header fields.
+	Header []hpack.HeaderField
+	// Timeout is the grpc-timeout (0: none); TimeoutErr is set when the
+	// header was malformed.
+	Timeout    time.Duration
+	TimeoutErr error
+	// Received is when the headers arrived.
+	Received time.Time
+
+	// input: reader goroutine only
+	maxMessage int
+	sink       Sink
+	body       []byte
+	refused    bool
+
+	// output and shared state: c.mu
+	inEnded         bool
+	recvUnacked     int64
+	window          int64
+	sentHeaders     bool
+	pending         []byte
+	trailers        []hpack.HeaderField
+	trailersPending bool
+	outDone         bool
+	onCancel        func(*Batch)
+}
+
+// RemoteAddr is the client's address.
+func (s *ServerStream) RemoteAddr() net.Addr { return s.c.nc.RemoteAddr() }
+
+// OnCancel sets what runs (on the reader goroutine) if the client resets
+// the stream, or the connection closes, before the response is finished.
+func (s *ServerStream) OnCancel(f func(*Batch)) {
+	s.c.mu.Lock()
+	s.onCancel = f
+	s.c.mu.Unlock()
+}
+
+// WriteHeaders sends the response headers (with :status).
+func (s *ServerStream) WriteHeaders(fields []hpack.HeaderField, b *Batch) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.outDone || s.sentHeaders || c.closed {
+		return
+	}
+	s.sentHeaders = true
+	c.writeHeaders(s.id, fields, false)
+	c.done(b)
+}
+
+// WriteData sends response body bytes, as flow control allows; the rest is
+// kept (copied) and sent as the client grants window.
+func (s *ServerStream) WriteData(p []byte, b *Batch) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.outDone || c.closed || len(p) == 0 {
+		return
+	}
+	if !s.sentHeaders {
+		s.sentHeaders = true
+		c.writeHeaders(s.id, okHeaders, false)
+	}
+	if len(s.pending) > 0 {
+		s.pending = append(s.pending, p...)
+		return
+	}
+	n := c.sendData(s, p)
+	if n < len(p) {
+		s.pending = append([]byte(nil), p[n:]...)
+		c.blocked = append(c.blocked, s)
+	}
+	c.done(b)
+}
+
+var okHeaders = []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}
+
+// Finish ends the response with trailers (grpc-status, ...). Without
+// response headers sent yet it is a trailers-only response: :status and
+// content-type are added when missing.
+func (s *ServerStream) Finish(trailers []hpack.HeaderField, b *Batch) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.outDone || c.closed {
+		return
+	}
+	s.outDone = true
+	if !s.sentHeaders {
+		s.sentHeaders = true
+		if Get(trailers, ":status") == "" {
+			trailers = append(okHeaders[:2:2], trailers...)
+		}
+		c.writeHeaders(s.id, trailers, true)
+		c.finishOut(s)
+		c.done(b)
+		return
+	}
+	if len(s.pending) > 0 {
+		s.trailers, s.trailersPending = trailers, true
+		return
+	}
+	c.writeHeaders(s.id, trailers, true)
+	c.finishOut(s)
+	c.done(b)
+}
+
+// Fail ends the response with a gRPC error status.
+func (s *ServerStream) Fail(code codes.Code, msg string, b *Batch) {
+	s.Finish([]hpack.HeaderField{{Name: "grpc-status", Value: strconv.Itoa(int(code))}, {Name: "grpc-message", Value: EncodeMessage(msg)}}, b)
+}
+
+// Reset aborts the stream with RST_STREAM.
+func (s *ServerStream) Reset(code http2.ErrCode, b *Batch) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.outDone || c.closed {
+		return
+	}
+	s.outDone = true
+	s.pending, s.trailersPending = nil, false
+	s.inEnded = true // no NO_ERROR reset on top
+	c.fr.WriteRSTStream(s.id, code)
+	c.finishOut(s)
+	c.done(b)
+}
+
+// sendData writes what the windows allow of p (c.mu held).
+func (c *ServerConn) sendData(s *ServerStream, p []byte) int {
+	sent := 0
+	for sent < len(p) {
+		n := min(len(p)-sent, c.maxFrame, int(min(c.connWindow, s.window)))
+		if n <= 0 {
+			break
+		}
+		c.fr.WriteData(s.id, false, p[sent:sent+n])
+		sent += n
+		c.connWindow -= int64(n)
+		s.window -= int64(n)
+	}
+	return sent
+}
+
+// unblock sends pending output the windows now allow (c.mu held).
+func (c *ServerConn) unblock() bool {
+	if len(c.blocked) == 0 {
+		return false
+	}
+	blocked := c.blocked
+	c.blocked = nil
+	for _, s := range blocked {
+		if len(s.pending) == 0 || c.streams[s.id] != s {
+			continue
+		}
+		n := c.sendData(s, s.pending)
+		s.pending = s.pending[n:]
+		if len(s.pending) > 0 {
+			c.blocked = append(c.blocked, s)
+			continue
+		}
+		s.pending = nil
+		if s.trailersPending {
+			s.trailersPending = false
+			c.writeHeaders(s.id, s.trailers, true)
+			c.finishOut(s)
+		}
+	}
+	return true
+}
+
+// finishOut retires a stream whose response ended (c.mu held): a client
+// still sending is told to stop (RST_STREAM NO_ERROR, as gRPC servers do).
+func (c *ServerConn) finishOut(s *ServerStream) {
+	if c.streams[s.id] == s {
+		delete(c.streams, s.id)
+	}
+	if !s.inEnded {
+		c.fr.WriteRSTStream(s.id, http2.ErrCodeNo)
+	}
+	c.maybeClose()
+}
+
+// maybeClose closes a connection that sent GOAWAY once its streams are done
+// (c.mu held).
+func (c *ServerConn) maybeClose() {
+	if c.goaway && len(c.streams) == 0 && !c.closing {
+		c.closing = true
+		if c.werr == nil {
+			c.bw.Flush()
+		}
+		c.nc.Close()
+	}
+}
+
+// goAway starts a graceful close: streams open now finish, new ones are
+// ignored (the client retries them elsewhere), then the connection closes.
+func (c *ServerConn) goAway() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goaway || c.closed {
+		return
+	}
+	c.goaway = true
+	c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+	if c.werr == nil {
+		if err := c.bw.Flush(); err != nil {
+			c.failWrite(err)
+		}
+	}
+	c.maybeClose()
+}
+
+// serve runs the connection's reader until the connection ends.
+func (c *ServerConn) serve() {
+	defer c.cleanup()
+	o := c.srv.opts
+	c.nc.SetReadDeadline(time.Now().Add(o.PrefaceTimeout))
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c.br, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: o.MaxConcurrentStreams},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: o.StreamWindow},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: o.MaxHeaderListSize})
+	if o.ConnWindow > 65535 {
+		c.fr.WriteWindowUpdate(0, o.ConnWindow-65535)
+	}
+	c.done(nil)
+	c.mu.Unlock()
+
+	b := &Batch{}
+	defer b.Flush()
+	for {
+		if !frameBuffered(c.br) {
+			b.Flush()
+		}
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				c.resetStream(se.StreamID, se.Code, b)
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				c.mu.Lock()
+				c.fr.WriteGoAway(c.lastID, http2.ErrCode(ce), []byte(err.Error()))
+				c.done(nil)
+				c.mu.Unlock()
+			}
+			return
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if !c.onHeaders(f, b) {
+				return
+			}
+		case *http2.DataFrame:
+			c.onData(f, b)
+		case *http2.RSTStreamFrame:
+			c.mu.Lock()
+			s := c.streams[f.StreamID]
+			c.mu.Unlock()
+			if s != nil {
+				c.cancel(s, b)
+			}
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				continue
+			}
+			c.mu.Lock()
+			f.ForeachSetting(func(st http2.Setting) error {
+				switch st.ID {
+				case http2.SettingInitialWindowSize:
+					delta := int64(st.Val) - c.peerWindow
+					c.peerWindow = int64(st.Val)
+					for _, s := range c.streams {
+						s.window += delta
+					}
+				case http2.SettingMaxFrameSize:
+					c.maxFrame = int(st.Val)
+				case http2.SettingHeaderTableSize:
+					c.henc.SetMaxDynamicTableSizeLimit(st.Val)
+				}
+				return nil
+			})
+			c.fr.WriteSettingsAck()
+			c.unblock()
+			c.done(b)
+			c.mu.Unlock()
+		case *http2.WindowUpdateFrame:
+			c.mu.Lock()
+			if f.StreamID == 0 {
+				c.connWindow += int64(f.Increment)
+			} else if s := c.streams[f.StreamID]; s != nil {
+				s.window += int64(f.Increment)
+			}
+			if c.unblock() {
+				c.done(b)
+			}
+			c.mu.Unlock()
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				c.mu.Lock()
+				c.fr.WritePing(true, f.Data)
+				c.done(b)
+				c.mu.Unlock()
+			}
+		case *http2.GoAwayFrame:
+			// The client opens no more streams: close once these finish.
+			c.mu.Lock()
+			c.goaway = true
+			c.maybeClose()
+			c.mu.Unlock()
+		}
+	}
+}
+
+// onHeaders starts a stream (or ends one's input); false ends the connection.
+func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
+	id := f.StreamID
+	c.mu.Lock()
+	if s := c.streams[id]; s != nil {
+		// Trailers from the client: gRPC clients send none, but they
+		// would end its input.
+		ended := f.StreamEnded() && !s.inEnded
+		if ended {
+			s.inEnded = true
+		}
+		c.mu.Unlock()
+		if ended {
+			c.endInput(s, b)
+		}
+		return true
+	}
+	if id%2 == 0 || id <= c.lastID {
+		if id%2 == 0 {
+			c.fr.WriteGoAway(c.lastID, http2.ErrCodeProtocol, []byte("even stream id from a client"))
+			c.done(nil)
+			c.mu.Unlock()
+			return false
+		}
+		c.mu.Unlock() // a stream already closed: ignore
+		return true
+	}
+	if c.goaway {
+		c.mu.Unlock() // after GOAWAY: not processed; the client retries it
+		return true
+	}
+	c.lastID = id
+	if uint32(len(c.streams)) >= c.srv.opts.MaxConcurrentStreams {
+		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		c.done(b)
+		c.mu.Unlock()
+		return true
+	}
+	s := &ServerStream{c: c, id: id, window: c.peerWindow, Received: time.Now(), Header: make([]hpack.HeaderField, 0, len(f.Fields))}
+	for _, hf := range f.Fields {
+		switch hf.Name {
+		case ":method":
+			s.Method = hf.Value
+		case ":path":
+			s.Path = hf.Value
+		case ":authority":
+			s.Authority = hf.Value
+		case ":scheme":
+			s.Scheme = hf.Value
+		case "grpc-timeout":
+			s.Timeout, s.TimeoutErr = ParseTimeout(hf.Value)
+			s.Header = append(s.Header, hf)
+		default:
+			if !hf.IsPseudo() {
+				s.Header = append(s.Header, hf)
+			}
+		}
+	}
+	if s.Method == "" || s.Path == "" {
+		c.fr.WriteRSTStream(id, http2.ErrCodeProtocol)
+		c.done(b)
+		c.mu.Unlock()
+		return true
+	}
+	s.inEnded = f.StreamEnded()
+	c.streams[id] = s
+	c.mu.Unlock()
+
+	s.maxMessage, s.sink = c.srv.handler.Open(s, b)
+	if s.inEnded {
+		c.endInput(s, b)
+	}
+	return true
+}
+
+// onData takes request body bytes.
+func (c *ServerConn) onData(f *http2.DataFrame, b *Batch) {
+	n := int64(f.Length)
+	o := c.srv.opts
+	c.mu.Lock()
+	c.recvUnacked += n
+	if c.recvUnacked >= int64(o.ConnWindow/2) {
+		c.fr.WriteWindowUpdate(0, uint32(c.recvUnacked))
+		c.recvUnacked = 0
+		c.done(b)
+	}
+	s := c.streams[f.StreamID]
+	if s == nil || s.inEnded {
+		c.mu.Unlock()
+		return
+	}
+	end := f.StreamEnded()
+	if end {
+		s.inEnded = true
+	}
+	c.mu.Unlock()
+	data := f.Data()
+	if s.sink != nil {
+		s.sink.Data(data, end, b)
+		if !end {
+			c.ackStream(s, n, b)
+		}
+		return
+	}
+	if s.refused {
+		return
+	}
+	if len(s.body) < 5 && len(s.body)+len(data) >= 5 {
+		var hdr [5]byte
+		k := copy(hdr[:], s.body)
+		copy(hdr[k:], data)
+		size := binary.BigEndian.Uint32(hdr[1:])
+		if uint64(size) > uint64(s.maxMessage) {
+			s.refused = true
+			s.Fail(codes.ResourceExhausted, fmt.Sprintf("grpc: received message larger than max (%d vs. %d)", size, s.maxMessage), b)
+			return
+		}
+		if cap(s.body) < 5+int(size) {
+			s.body = append(make([]byte, 0, 5+int(size)), s.body...)
+		}
+	}
+	if len(s.body)+len(data) > s.maxMessage+5 {
+		s.refused = true
+		s.Fail(codes.ResourceExhausted, fmt.Sprintf("grpc: received message larger than max (%d vs. %d)", len(s.body)+len(data)-5, s.maxMessage), b)
+		return
+	}
+	s.body = append(s.body, data...)
+	if end {
+		c.endInput(s, b)
+		return
+	}
+	c.ackStream(s, n, b)
+}
+
+// ackStream refills a stream's receive window once half of it is consumed.
+func (c *ServerConn) ackStream(s *ServerStream, n int64, b *Batch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.streams[s.id] != s {
+		return
+	}
+	s.recvUnacked += n
+	if s.recvUnacked >= int64(c.srv.opts.StreamWindow/2) {
+		c.fr.WriteWindowUpdate(s.id, uint32(s.recvUnacked))
+		s.recvUnacked = 0
+		c.done(b)
+	}
+}
+
+// endInput delivers the end of a request body.
+func (c *ServerConn) endInput(s *ServerStream, b *Batch) {
+	if s.sink != nil {
+		s.sink.Data(nil, true, b)
+		return
+	}
+	if s.refused {
+		return
+	}
+	body := s.body
+	s.body = nil
+	c.srv.handler.Unary(s, body, b)
+}
+
+// resetStream answers a stream-level protocol error.
+func (c *ServerConn) resetStream(id uint32, code http2.ErrCode, b *Batch) {
+	c.mu.Lock()
+	s := c.streams[id]
+	c.mu.Unlock()
+	if s != nil {
+		c.cancel(s, b)
+	}
+	c.mu.Lock()
+	c.fr.WriteRSTStream(id, code)
+	c.done(b)
+	c.mu.Unlock()
+}
+
+// cancel tells the handler of an unfinished stream that the client is gone
+// (once); a stream whose response has been fully written is not told.
+func (c *ServerConn) cancel(s *ServerStream, b *Batch) {
+	c.mu.Lock()
+	if c.streams[s.id] != s {
+		c.mu.Unlock()
+		return
+	}
+	s.outDone, s.inEnded = true, true
+	s.pending, s.trailersPending = nil, false
+	delete(c.streams, s.id)
+	f := s.onCancel
+	s.onCancel = nil
+	c.maybeClose()
+	c.mu.Unlock()
+	if s.sink != nil {
+		s.sink.Cancel(b)
+	} else if f != nil {
+		f(b)
+	}
+}
+
+// cleanup runs when the reader exits: every unfinished stream is cancelled.
+func (c *ServerConn) cleanup() {
+	c.mu.Lock()
+	c.closed = true
+	open := make([]*ServerStream, 0, len(c.streams))
+	for _, s := range c.streams {
+		open = append(open, s)
+	}
+	c.mu.Unlock()
+	c.nc.Close()
+	b := &Batch{}
+	for _, s := range open {
+		c.cancel(s, b)
+	}
+	b.Flush()
+	c.srv.mu.Lock()
+	delete(c.srv.conns, c)
+	c.srv.mu.Unlock()
+}

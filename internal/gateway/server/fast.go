@@ -1,0 +1,479 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/tritongate/tritongate/internal/gateway/h2"
+	"github.com/tritongate/tritongate/internal/gateway/pool"
+	"github.com/tritongate/tritongate/internal/gateway/route"
+)
+
+// The data plane. Unary ModelInfer calls (uncompressed, tracing off) are
+// proxied by fastCall on the lean HTTP/2 connections of package h2: read on
+// the client connection's goroutine, routed, written to the backend's
+// connection, answered from the backend connection's goroutine. Every other
+// call (metadata, health, reflection, streams, compressed messages, and all
+// calls when tracing is on) is relayed as bytes to the grpc-go server that
+// implements the whole service in-process.
+
+// Open implements h2.Handler: which calls take the fast path.
+func (s *Server) Open(fs *h2.ServerStream, b *h2.Batch) (int, h2.Sink) {
+	if s.fastEligible(fs) {
+		return s.maxMsg, nil
+	}
+	up, err := s.internalConn()
+	if err == nil {
+		var sink h2.Sink
+		if sink, err = h2.Relay(fs, up, b); err == nil {
+			return 0, sink
+		}
+	}
+	fs.Fail(codes.Unavailable, "gateway: "+err.Error(), b)
+	return 0, discard{}
+}
+
+type discard struct{}
+
+func (discard) Data([]byte, bool, *h2.Batch) {}
+func (discard) Cancel(*h2.Batch)             {}
+
+func (s *Server) fastEligible(fs *h2.ServerStream) bool {
+	if fs.Path != modelInferMethod || fs.Method != "POST" || s.otel != nil {
+		return false
+	}
+	ct := h2.Get(fs.Header, "content-type")
+	if ct != "application/grpc" && ct != "application/grpc+proto" {
+		return false
+	}
+	enc := h2.Get(fs.Header, "grpc-encoding")
+	return enc == "" || enc == "identity"
+}
+
+// Unary implements h2.Handler: a whole ModelInfer request arrived.
+func (s *Server) Unary(fs *h2.ServerStream, body []byte, b *h2.Batch) {
+	msg, err := h2.Unframe(body)
+	if err != nil {
+		fs.Fail(codes.Internal, err.Error(), b)
+		return
+	}
+	if fs.TimeoutErr != nil {
+		fs.Fail(codes.Internal, fs.TimeoutErr.Error(), b)
+		return
+	}
+	c := &fastCall{s: s, fs: fs, msg: msg, start: time.Now()}
+	c.run(b)
+}
+
+// fastCall is one ModelInfer call on the data plane.
+type fastCall struct {
+	s     *Server
+	st    *state
+	fs    *h2.ServerStream
+	msg   []byte
+	start time.Time
+
+	rt        *route.Route
+	target    route.Target
+	version   string // metric label
+	requestID string
+	fields    []hpack.HeaderField // regular headers for the backend
+	extra     []byte              // fields appended to the request (version override)
+	prefix    [5]byte
+	deadline  time.Time
+	shadow    bool
+	tried     []*pool.Endpoint
+	attempts  int
+	lastErr   error
+
+	mu       sync.Mutex
+	finished bool
+	cur      *fastAttempt
+	timer    *time.Timer
+}
+
+// fastAttempt is one try on one backend; it receives the backend's answer.
+type fastAttempt struct {
+	c         *fastCall
+	ep        *pool.Endpoint
+	report    func(error)
+	reported  bool
+	cs        *h2.ClientStream
+	committed bool // the response started going to the client: no retry
+	header    []hpack.HeaderField
+	data      []byte // kept for shadow comparison only
+}
+
+func (c *fastCall) run(b *h2.Batch) {
+	s := c.s
+	s.m.inFlight.Inc()
+	c.st = s.acquire()
+	req, err := scanRequest(c.msg)
+	if err != nil {
+		s.m.invalid.WithLabelValues("malformed").Inc()
+		c.reply(codes.InvalidArgument, err.Error(), b)
+		return
+	}
+	rt, ok := c.st.table.Lookup(req.model)
+	if !ok {
+		s.m.invalid.WithLabelValues("unknown_model").Inc()
+		c.reply(codes.NotFound, status.Convert(unknownModel(req.model)).Message(), b)
+		return
+	}
+	c.rt = rt
+	if err := req.validate(); err != nil {
+		s.m.invalid.WithLabelValues("invalid_tensor").Inc()
+		s.m.requests.WithLabelValues(rt.Model, "", rt.Pool.Name(), codes.InvalidArgument.String()).Inc()
+		c.rt = nil // counted
+		c.reply(codes.InvalidArgument, err.Error(), b)
+		return
+	}
+	get := func(k string) string { return h2.Get(c.fs.Header, k) }
+	// The client's request id travels to the backend with the other
+	// headers; the gateway names requests without one only in its logs.
+	c.requestID = get("x-request-id")
+	var how string
+	c.target, how = rt.Choose(req.version, get)
+	c.version = c.target.Version
+	if c.version == "" {
+		c.version = "latest"
+	}
+	s.m.choices.WithLabelValues(rt.Model, c.version, how).Inc()
+	if c.target.Version != req.version {
+		c.extra = appendString(nil, reqModelVersion, c.target.Version)
+	}
+	binary.BigEndian.PutUint32(c.prefix[1:], uint32(len(c.msg)+len(c.extra)))
+
+	cfg := c.st.cfg.Defaults
+	c.deadline = c.start.Add(rt.Timeout)
+	if t := c.fs.Timeout; t > 0 {
+		if d := c.fs.Received.Add(t - cfg.DeadlineMargin.Duration); d.Before(c.deadline) {
+			c.deadline = d
+		}
+	}
+	if !time.Now().Before(c.deadline) {
+		c.reply(codes.DeadlineExceeded, "the request's deadline leaves no time to call a backend", b)
+		return
+	}
+	c.fields = make([]hpack.HeaderField, 0, len(c.fs.Header)+4)
+	for _, f := range c.fs.Header {
+		if !hopHeaders[f.Name] && (s.otel == nil || !traceHeaders[f.Name]) {
+			if f.Name == "x-request-id" {
+				f.Sensitive = true // unique per request: kept out of HPACK tables
+			}
+			c.fields = append(c.fields, f)
+		}
+	}
+	c.fields = append(c.fields, h2.Field("content-type", "application/grpc"), h2.Field("te", "trailers"))
+	c.shadow = rt.Shadow != nil && rand.Float64() < rt.Shadow.Fraction
+
+	c.mu.Lock()
+	c.timer = time.AfterFunc(time.Until(c.deadline), c.expire)
+	c.mu.Unlock()
+	c.fs.OnCancel(c.cancel)
+	c.st.budget.Request()
+	c.attempt(b)
+}
+
+// attempt sends the request to the next backend.
+func (c *fastCall) attempt(b *h2.Batch) {
+	s := c.s
+	ep, report, err := s.begin(c.target, c.tried)
+	if err != nil {
+		if c.lastErr != nil {
+			c.failWith(c.lastErr, b)
+		} else {
+			c.failWith(status.Error(codes.Unavailable, err.Error()), b)
+		}
+		return
+	}
+	c.tried = append(c.tried, ep)
+	c.attempts++
+	a := &fastAttempt{c: c, ep: ep, report: report}
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		a.done(status.Error(codes.Canceled, "call ended"))
+		return
+	}
+	c.cur = a
+	c.mu.Unlock()
+	up := ep.Data()
+	if up == nil {
+		a.Reset(&h2.ResetError{Code: codes.Unavailable, Msg: fmt.Sprintf("backend %s: no connection yet", ep.Addr), Unprocessed: true}, b)
+		return
+	}
+	scheme := "http"
+	if c.target.Pool.Config().TLS != nil {
+		scheme = "https"
+	}
+	fields := make([]hpack.HeaderField, 0, len(c.fields)+5)
+	fields = append(fields, h2.Field(":method", "POST"), h2.Field(":scheme", scheme), h2.Field(":path", modelInferMethod),
+		h2.Field(":authority", ep.Addr), hpack.HeaderField{Name: "grpc-timeout", Value: h2.FormatTimeout(time.Until(c.deadline)), Sensitive: true})
+	fields = append(fields, c.fields...)
+	cs, err := up.Open(fields, a, b)
+	if err != nil {
+		a.Reset(&h2.ResetError{Code: codes.Unavailable, Msg: fmt.Sprintf("backend %s: %v", ep.Addr, err), Unprocessed: true}, b)
+		return
+	}
+	c.mu.Lock()
+	a.cs = cs
+	c.mu.Unlock()
+	if len(c.extra) > 0 {
+		cs.SendParts([][]byte{c.prefix[:], c.msg, c.extra}, true, b)
+	} else {
+		cs.SendParts([][]byte{c.prefix[:], c.msg}, true, b)
+	}
+}
+
+// current reports whether a is the live attempt of a live call.
+func (a *fastAttempt) current() bool {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.finished && c.cur == a
+}
+
+// done reports the attempt's outcome to the breaker and the outlier
+// detector, once.
+func (a *fastAttempt) done(err error) {
+	a.c.mu.Lock()
+	reported := a.reported
+	a.reported = true
+	a.c.mu.Unlock()
+	if !reported {
+		a.report(err)
+	}
+}
+
+func (a *fastAttempt) Headers(fields []hpack.HeaderField, b *h2.Batch) {
+	if !a.current() {
+		return
+	}
+	for _, f := range fields {
+		if !f.IsPseudo() && f.Name != "content-type" {
+			a.header = append(a.header, f)
+		}
+	}
+}
+
+func (a *fastAttempt) Data(p []byte, b *h2.Batch) {
+	c := a.c
+	if !a.current() {
+		return
+	}
+	if !a.committed {
+		a.committed = true
+		h := make([]hpack.HeaderField, 0, 2+len(a.header))
+		h = append(h, h2.Field(":status", "200"), h2.Field("content-type", "application/grpc"))
+		c.fs.WriteHeaders(append(h, a.header...), b)
+	}
+	c.fs.WriteData(p, b)
+	if c.shadow {
+		a.data = append(a.data, p...)
+	}
+}
+
+func (a *fastAttempt) Trailers(fields []hpack.HeaderField, b *h2.Batch) {
+	c := a.c
+	if !a.current() {
+		return
+	}
+	code, msg := h2.Status(fields)
+	var err error
+	if code != codes.OK {
+		err = status.Error(code, msg)
+	}
+	a.done(err)
+	if err != nil && !a.committed && retriable(err) && c.retry(err, b) {
+		return
+	}
+	if !c.end() {
+		return
+	}
+	switch {
+	case fields == nil:
+		c.fs.Fail(code, msg, b)
+	case a.committed:
+		c.fs.Finish(trailersOnly(fields), b)
+	default:
+		// Trailers-only answer (an error, or OK without a message): as is.
+		c.fs.Finish(fields, b)
+	}
+	c.account(code, msg, a)
+}
+
+// trailersOnly drops pseudo-headers from trailers.
+func trailersOnly(fields []hpack.HeaderField) []hpack.HeaderField {
+	for _, f := range fields {
+		if f.IsPseudo() || f.Name == "content-type" {
+			out := make([]hpack.HeaderField, 0, len(fields))
+			for _, f := range fields {
+				if !f.IsPseudo() && f.Name != "content-type" {
+					out = append(out, f)
+				}
+			}
+			return out
+		}
+	}
+	return fields
+}
+
+func (a *fastAttempt) Reset(rerr *h2.ResetError, b *h2.Batch) {
+	c := a.c
+	if !a.current() {
+		return
+	}
+	err := status.Error(rerr.Code, rerr.Msg)
+	a.done(err)
+	if !a.committed && (rerr.Unprocessed || retriable(err)) && c.retry(err, b) {
+		return
+	}
+	if !c.end() {
+		return
+	}
+	c.fs.Fail(rerr.Code, rerr.Msg, b)
+	c.account(rerr.Code, rerr.Msg, a)
+}
+
+// retry starts another attempt when it is allowed: attempts left, the
+// budget agrees and the deadline leaves room for the backoff. It reports
+// whether it did.
+func (c *fastCall) retry(err error, b *h2.Batch) bool {
+	s := c.s
+	cfg := c.st.cfg.Defaults.Retry
+	c.lastErr = err
+	if c.attempts >= cfg.MaxAttempts {
+		return false
+	}
+	if !c.st.budget.Retry() {
+		s.m.budgetOut.WithLabelValues(c.rt.Model).Inc()
+		return false
+	}
+	wait := pool.Backoff(c.attempts, cfg.BackoffBase.Duration, cfg.BackoffMax.Duration)
+	if time.Until(c.deadline) <= wait {
+		return false
+	}
+	s.m.retries.WithLabelValues(c.rt.Model, c.target.Pool.Name(), status.Code(err).String()).Inc()
+	if wait <= 0 {
+		c.attempt(b)
+		return true
+	}
+	time.AfterFunc(wait, func() {
+		c.mu.Lock()
+		finished := c.finished
+		c.mu.Unlock()
+		if !finished {
+			c.attempt(nil)
+		}
+	})
+	return true
+}
+
+// end marks the call finished; false if it already was (deadline, cancel).
+func (c *fastCall) end() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return false
+	}
+	c.finished = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	return true
+}
+
+// expire answers DEADLINE_EXCEEDED when the deadline passes first.
+func (c *fastCall) expire() {
+	if !c.end() {
+		return
+	}
+	c.mu.Lock()
+	a := c.cur
+	c.mu.Unlock()
+	msg := "no backend answered within the deadline"
+	if a != nil {
+		msg = fmt.Sprintf("backend %s did not answer within the deadline", a.ep.Addr)
+		if a.cs != nil {
+			a.cs.Cancel(nil)
+		}
+		a.done(status.Error(codes.DeadlineExceeded, msg))
+	}
+	c.fs.Fail(codes.DeadlineExceeded, msg, nil)
+	c.account(codes.DeadlineExceeded, msg, nil)
+}
+
+// cancel: the client reset the stream or went away.
+func (c *fastCall) cancel(b *h2.Batch) {
+	if !c.end() {
+		return
+	}
+	c.mu.Lock()
+	a := c.cur
+	c.mu.Unlock()
+	if a != nil {
+		if a.cs != nil {
+			a.cs.Cancel(b)
+		}
+		a.done(status.Error(codes.Canceled, "client cancelled"))
+	}
+	c.account(codes.Canceled, "client cancelled", nil)
+}
+
+// failWith ends the call with err (no backend could be tried).
+func (c *fastCall) failWith(err error, b *h2.Batch) {
+	if !c.end() {
+		return
+	}
+	st := status.Convert(err)
+	c.fs.Fail(st.Code(), st.Message(), b)
+	c.account(st.Code(), st.Message(), nil)
+}
+
+// reply ends a call refused before any backend was tried.
+func (c *fastCall) reply(code codes.Code, msg string, b *h2.Batch) {
+	c.end()
+	c.fs.Fail(code, msg, b)
+	c.account(code, msg, nil)
+}
+
+// account records the call's outcome (metrics, logs, shadow) and releases
+// its state.
+func (c *fastCall) account(code codes.Code, msg string, a *fastAttempt) {
+	s := c.s
+	defer s.m.inFlight.Dec()
+	defer c.st.release()
+	if c.rt == nil {
+		return
+	}
+	pool := c.target.Pool.Name()
+	s.m.requests.WithLabelValues(c.rt.Model, c.version, pool, code.String()).Inc()
+	s.m.duration.WithLabelValues(c.rt.Model, pool).Observe(time.Since(c.start).Seconds())
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		id := c.requestID
+		if id == "" {
+			id = newRequestID()
+		}
+		s.log.Debug("inference", "request_id", id, "model", c.rt.Model, "version", c.target.Version,
+			"pool", pool, "code", code.String(), "error", msg, "attempts", c.attempts, "duration", time.Since(c.start))
+	}
+	if code == codes.OK && c.shadow && a != nil && len(a.data) >= 5 {
+		md := metadata.MD{}
+		for _, f := range c.fs.Header {
+			md.Append(f.Name, f.Value)
+		}
+		ctx := metadata.NewIncomingContext(context.Background(), md)
+		s.shadow(ctx, c.st, c.rt, &rawMsg{b: c.msg}, &rawMsg{b: a.data[5:]}, c.requestID)
+	}
+}
