@@ -77,7 +77,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: ort ## run the Go benchmarks
 	go test -run='^$$' -bench=. -benchmem ./...
 
-demo: build ort ## build a model repository from the bundled models, serve it with tritonlite, run inferences
+demo: build ort ## build a model repository from the bundled models, serve it with tritonlite behind the gateway, run inferences
 	./scripts/demo.sh
 
 clean:

@@ -270,6 +270,7 @@ func (e *Endpoint) keepData() {
 		}
 		e.dataTried.Store(true)
 		if err != nil {
+			e.pool.opts.Metrics.DialErrors.WithLabelValues(e.pool.name, e.Addr).Inc()
 			e.pool.log.Debug("data connection failed", "endpoint", e.Addr, "error", err)
 			select {
 			case <-e.stop:

@@ -35,6 +35,7 @@ type Metrics struct {
 	Ejected     *prometheus.GaugeVec   // pool, endpoint
 	Ejections   *prometheus.CounterVec // pool, endpoint
 	InFlight    *prometheus.GaugeVec   // pool
+	DialErrors  *prometheus.CounterVec // pool, endpoint
 }
 
 // NewMetrics creates the series and registers them with reg (if not nil).
@@ -52,9 +53,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Outlier ejections per backend."}, []string{"pool", "endpoint"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gateway_backend_in_flight_requests",
 			Help: "Requests in flight to a pool's backends."}, []string{"pool"}),
+		DialErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_backend_dial_errors_total",
+			Help: "Failed attempts to open a backend's data connection."}, []string{"pool", "endpoint"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Ready, m.Breaker, m.Transitions, m.Ejected, m.Ejections, m.InFlight)
+		reg.MustRegister(m.Ready, m.Breaker, m.Transitions, m.Ejected, m.Ejections, m.InFlight, m.DialErrors)
 	}
 	return m
 }
@@ -67,6 +70,7 @@ func (m *Metrics) Forget(pool, endpoint string) {
 	m.Transitions.DeletePartialMatch(l)
 	m.Ejected.DeletePartialMatch(l)
 	m.Ejections.DeletePartialMatch(l)
+	m.DialErrors.DeletePartialMatch(l)
 }
 
 // Options are a pool's dependencies.
