@@ -26,6 +26,10 @@ type ClientOptions struct {
 	TLS *tls.Config
 	// Dial replaces the TCP dialer (in-memory connections).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// MaxBufferedBytes bounds request bytes waiting to be written or for
+	// the backend's window (default 256 MiB); a backend that stops reading
+	// past it is disconnected (its streams fail and may be retried).
+	MaxBufferedBytes int
 }
 
 // Receiver gets a stream's response. Its methods run on the connection's
@@ -127,12 +131,16 @@ func Dial(ctx context.Context, addr string, o ClientOptions) (*ClientConn, error
 	c := &ClientConn{Addr: addr, streams: map[uint32]*ClientStream{}, nextID: 1, maxStreams: 100,
 		peerWindow: 65535, connWindow: 65535, readerDone: make(chan struct{}), settings: make(chan struct{}), unusable: make(chan struct{})}
 	c.br = bufio.NewReaderSize(nc, 64<<10)
-	c.init(nc, c.br)
+	if o.MaxBufferedBytes == 0 {
+		o.MaxBufferedBytes = 256 << 20
+	}
+	c.init(nc, c.br, o.MaxBufferedBytes)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = 16 << 20
+	c.fr.SetMaxReadFrameSize(16384) // what we advertise (the default)
 	c.fr.SetReuseFrames()
 	c.mu.Lock()
-	c.bw.WriteString(http2.ClientPreface)
+	c.out.Write([]byte(http2.ClientPreface))
 	c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: clientWindow},
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0})
 	c.fr.WriteWindowUpdate(0, clientWindow-65535)
@@ -179,8 +187,8 @@ func (c *ClientConn) Err() error {
 func (c *ClientConn) Close() {
 	c.mu.Lock()
 	c.setErr(errors.New("connection closed"))
+	c.failWrite(errors.New("connection closed"))
 	c.mu.Unlock()
-	c.nc.Close()
 	<-c.readerDone
 }
 
@@ -244,24 +252,42 @@ func (s *ClientStream) SendParts(parts [][]byte, end bool, b *Batch) {
 	if s.id == 0 || len(s.pending) > 0 {
 		for _, p := range parts {
 			s.pending = append(s.pending, p...)
+			c.pendingOut += len(p)
 		}
 		s.endPending = end
+		c.checkBudget()
 		return
 	}
 	for i, p := range parts {
 		last := i == len(parts)-1
 		n := c.sendData(s, p, end && last)
 		if n < len(p) {
+			before := len(s.pending)
 			s.pending = append([]byte(nil), p[n:]...)
 			for _, q := range parts[i+1:] {
 				s.pending = append(s.pending, q...)
 			}
+			c.pendingOut += len(s.pending) - before
 			s.endPending = end
 			c.blocked = append(c.blocked, s)
+			c.checkBudget()
 			break
 		}
 	}
 	c.done(b)
+}
+
+// checkBudget disconnects a backend that lets too much wait for it (c.mu held).
+func (c *ClientConn) checkBudget() {
+	if c.buffered() > c.maxBuffered {
+		c.failWrite(fmt.Errorf("backend %s is not reading: %d bytes waiting for it", c.Addr, c.buffered()))
+	}
+}
+
+// dropPending forgets a stream's unsent body (c.mu held).
+func (c *ClientConn) dropPending(s *ClientStream) {
+	c.pendingOut -= len(s.pending)
+	s.pending, s.endPending = nil, false
 }
 
 // sendData writes what the windows allow of p, with END_STREAM on the last
@@ -293,6 +319,7 @@ func (c *ClientConn) sendData(s *ClientStream, p []byte, end bool) int {
 func (c *ClientConn) sendPending(s *ClientStream) {
 	n := c.sendData(s, s.pending, s.endPending)
 	s.pending = s.pending[n:]
+	c.pendingOut -= n
 	if len(s.pending) > 0 {
 		c.blocked = append(c.blocked, s)
 		return
@@ -325,6 +352,7 @@ func (s *ClientStream) Cancel(b *Batch) {
 		return
 	}
 	s.done = true
+	c.dropPending(s)
 	if s.id == 0 {
 		for i, w := range c.waiting {
 			if w == s {
@@ -366,6 +394,7 @@ func (c *ClientConn) end(s *ClientStream) bool {
 		return false
 	}
 	s.done = true
+	c.dropPending(s)
 	if c.streams[s.id] == s {
 		delete(c.streams, s.id)
 	}
@@ -390,8 +419,9 @@ func (c *ClientConn) fail(err error, b *Batch) {
 		}
 	}
 	c.waiting, c.blocked = nil, nil
+	c.pendingOut = 0
+	c.failWrite(err)
 	c.mu.Unlock()
-	c.nc.Close()
 	for _, e := range evs {
 		e.s.r.Reset(e.resetErr, b)
 	}
@@ -407,7 +437,9 @@ func (c *ClientConn) readLoop() {
 		if !frameBuffered(c.br) {
 			b.Flush()
 			c.mu.Lock()
-			idle := c.err != nil && len(c.streams) == 0 && len(c.waiting) == 0
+			// Going away with nothing left in flight: close (waiting
+			// streams, if any, fail as unprocessed and go elsewhere).
+			idle := c.err != nil && len(c.streams) == 0
 			c.mu.Unlock()
 			if idle {
 				c.fail(c.Err(), b)
@@ -499,7 +531,10 @@ func (c *ClientConn) readLoop() {
 				// without the setting, streams are unlimited (RFC 9113 6.5.2).
 				c.maxStreams = 1 << 20
 			}
-			f.ForeachSetting(func(st http2.Setting) error {
+			err := f.ForeachSetting(func(st http2.Setting) error {
+				if err := st.Valid(); err != nil {
+					return err
+				}
 				switch st.ID {
 				case http2.SettingMaxConcurrentStreams:
 					c.maxStreams = int(min(st.Val, 1<<20))
@@ -516,6 +551,13 @@ func (c *ClientConn) readLoop() {
 				}
 				return nil
 			})
+			if err != nil {
+				c.fr.WriteGoAway(0, http2.ErrCodeProtocol, []byte(err.Error()))
+				c.flushLocked()
+				c.mu.Unlock()
+				c.fail(fmt.Errorf("backend sent invalid SETTINGS: %w", err), b)
+				return
+			}
 			c.fr.WriteSettingsAck()
 			if !c.gotSettings {
 				c.gotSettings = true
@@ -527,8 +569,17 @@ func (c *ClientConn) readLoop() {
 		case *http2.WindowUpdateFrame:
 			if f.StreamID == 0 {
 				c.connWindow += int64(f.Increment)
+				if c.connWindow > maxWindow {
+					c.mu.Unlock()
+					c.fail(errors.New("backend overflowed the connection window"), b)
+					return
+				}
 			} else if s := c.streams[f.StreamID]; s != nil {
 				s.window += int64(f.Increment)
+				if s.window > maxWindow && c.end(s) {
+					c.fr.WriteRSTStream(s.id, http2.ErrCodeFlowControl)
+					evs = append(evs, event{s: s, kind: 'r', resetErr: &ResetError{Code: codes.Internal, Msg: fmt.Sprintf("backend %s overflowed a stream window", c.Addr)}})
+				}
 			}
 			if c.unblock() {
 				c.done(b)
@@ -555,7 +606,7 @@ func (c *ClientConn) readLoop() {
 			}
 			c.waiting = nil
 		}
-		if c.bw.Buffered() > 0 {
+		if len(c.out.b) > 0 {
 			c.done(b) // e.g. streams opened as others ended
 		}
 		c.mu.Unlock()

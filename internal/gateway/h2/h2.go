@@ -24,12 +24,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -52,26 +54,59 @@ func (b *Batch) Flush() {
 	b.dirty = b.dirty[:0]
 }
 
+// writeTimeout bounds one socket write by a connection's writer goroutine:
+// a peer that reads nothing for that long is cut off.
+const writeTimeout = 30 * time.Second
+
 // wconn is the write side of a connection, shared by the server and the
 // client. Its mutex also guards the owning connection's state.
+//
+// Frames are encoded into out under mu. A flush first tries a non-blocking
+// write straight to the socket (on the goroutine that flushes: no hand-off in
+// the common case); whatever the kernel does not take at once goes to the
+// connection's writer goroutine, which writes it outside the lock. So a write
+// never blocks the goroutine making it, whichever connection's reader that is,
+// and a peer that stops reading holds up only its own connection. What waits
+// to be written is bounded by maxBuffered: beyond it the peer is not reading
+// and the connection is closed.
 type wconn struct {
-	mu       sync.Mutex
-	nc       net.Conn
-	bw       *bufio.Writer
-	fr       *http2.Framer
-	henc     *hpack.Encoder
-	hbuf     bytes.Buffer
-	maxFrame int // the peer's SETTINGS_MAX_FRAME_SIZE
-	queued   bool
-	werr     error
+	mu          sync.Mutex
+	nc          net.Conn
+	raw         syscall.RawConn // nil: no non-blocking writes (TLS, in-memory)
+	fr          *http2.Framer
+	henc        *hpack.Encoder
+	hbuf        bytes.Buffer
+	maxFrame    int // the peer's SETTINGS_MAX_FRAME_SIZE
+	out         outBuf
+	spare       []byte
+	writing     int // bytes the writer goroutine is writing (>0: it owns the socket)
+	wake        chan struct{}
+	maxBuffered int // budget for out + writing + the owner's pending stream data
+	pendingOut  int // stream data waiting for the peer's flow-control window
+	queued      bool
+	werr        error
+	drainClose  bool // half-close once everything is written
 }
 
-func (w *wconn) init(nc net.Conn, br *bufio.Reader) {
+var errWriteClosed = errors.New("connection closing")
+
+// outBuf collects encoded frames.
+type outBuf struct{ b []byte }
+
+func (o *outBuf) Write(p []byte) (int, error) {
+	o.b = append(o.b, p...)
+	return len(p), nil
+}
+
+func (w *wconn) init(nc net.Conn, br *bufio.Reader, maxBuffered int) {
 	w.nc = nc
-	w.bw = bufio.NewWriterSize(nc, 64<<10)
-	w.fr = http2.NewFramer(w.bw, br)
+	w.raw = rawConn(nc)
+	w.fr = http2.NewFramer(&w.out, br)
 	w.henc = hpack.NewEncoder(&w.hbuf)
 	w.maxFrame = 16384
+	w.maxBuffered = maxBuffered
+	w.wake = make(chan struct{}, 1)
+	go w.writeLoop()
 }
 
 // done ends a write made with w.mu held: flush now (nil batch) or later.
@@ -80,9 +115,7 @@ func (w *wconn) done(b *Batch) {
 		return
 	}
 	if b == nil {
-		if err := w.bw.Flush(); err != nil {
-			w.failWrite(err)
-		}
+		w.flushLocked()
 		return
 	}
 	if !w.queued {
@@ -94,26 +127,125 @@ func (w *wconn) done(b *Batch) {
 func (w *wconn) flushQueued() {
 	w.mu.Lock()
 	w.queued = false
-	if w.werr == nil && w.bw.Buffered() > 0 {
-		if err := w.bw.Flush(); err != nil {
+	w.flushLocked()
+	w.mu.Unlock()
+}
+
+// flushLocked sends what is buffered (w.mu held): straight to the socket as
+// far as it takes it without blocking, the rest through the writer goroutine.
+func (w *wconn) flushLocked() {
+	if w.werr != nil {
+		return
+	}
+	if len(w.out.b) == 0 {
+		w.maybeHalfClose()
+		return
+	}
+	if w.writing == 0 && w.raw != nil {
+		n, err := tryWrite(w.raw, w.out.b)
+		if err != nil {
 			w.failWrite(err)
+			return
+		}
+		if n == len(w.out.b) {
+			w.out.b = w.out.b[:0]
+			w.maybeHalfClose()
+			return
+		}
+		w.out.b = append(w.out.b[:0], w.out.b[n:]...)
+	}
+	if w.buffered() > w.maxBuffered {
+		w.failWrite(fmt.Errorf("peer is not reading: %d bytes waiting to be written", w.buffered()))
+		return
+	}
+	if w.writing == 0 {
+		select {
+		case w.wake <- struct{}{}:
+		default:
 		}
 	}
-	w.mu.Unlock()
+}
+
+// buffered is what waits to be written or for window (w.mu held).
+func (w *wconn) buffered() int { return len(w.out.b) + w.writing + w.pendingOut }
+
+// writeLoop writes what flushLocked could not, outside the lock, until the
+// connection fails.
+func (w *wconn) writeLoop() {
+	for range w.wake {
+		for {
+			w.mu.Lock()
+			if w.werr != nil || len(w.out.b) == 0 {
+				w.writing = 0
+				w.maybeHalfClose()
+				failed := w.werr != nil
+				w.mu.Unlock()
+				if failed {
+					return
+				}
+				break
+			}
+			data := w.out.b
+			w.out.b = w.spare[:0]
+			w.writing = len(data)
+			w.mu.Unlock()
+			w.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := w.nc.Write(data)
+			w.mu.Lock()
+			w.spare = data[:0]
+			if err != nil {
+				w.failWrite(err)
+			}
+			w.mu.Unlock()
+		}
+	}
 }
 
 // failWrite records a write error (w.mu held) and closes the connection: its
 // reader then fails and cleans up.
 func (w *wconn) failWrite(err error) {
-	if w.werr == nil {
+	if w.werr == nil || w.werr == errWriteClosed {
 		w.werr = err
+		w.out.b = nil
 		w.nc.Close()
+		select {
+		case w.wake <- struct{}{}: // let the writer goroutine exit
+		default:
+		}
+	}
+}
+
+// closeWhenWritten half-closes the connection once everything buffered is
+// written (w.mu held): the peer reads it all, then sees EOF; the reader goes
+// on until the peer closes too (or a second passes), so that nothing the peer
+// still sends turns the close into a reset that could lose the last frames.
+func (w *wconn) closeWhenWritten() {
+	w.drainClose = true
+	w.flushLocked()
+}
+
+func (w *wconn) maybeHalfClose() {
+	if !w.drainClose || w.werr != nil || len(w.out.b) > 0 || w.writing > 0 {
+		return
+	}
+	w.werr = errWriteClosed
+	if cw, ok := w.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		w.nc.SetReadDeadline(time.Now().Add(time.Second))
+	} else {
+		w.nc.Close()
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 
 // writeHeaders encodes fields as one header block (w.mu held), split into
 // CONTINUATION frames when larger than the peer's frame size.
 func (w *wconn) writeHeaders(id uint32, fields []hpack.HeaderField, end bool) {
+	if w.werr != nil {
+		return
+	}
 	w.hbuf.Reset()
 	for _, f := range fields {
 		w.henc.WriteField(f)

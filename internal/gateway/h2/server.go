@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -19,7 +20,7 @@ import (
 
 // ServerOptions tune the server; zero values take the defaults.
 type ServerOptions struct {
-	// MaxConcurrentStreams per connection (default 16384); more are refused
+	// MaxConcurrentStreams per connection (default 1024); more are refused
 	// (REFUSED_STREAM, which gRPC clients retry).
 	MaxConcurrentStreams uint32
 	// StreamWindow and ConnWindow are the receive windows advertised to
@@ -30,11 +31,30 @@ type ServerOptions struct {
 	// PrefaceTimeout bounds how long a new connection may take to send the
 	// HTTP/2 preface (default 10s).
 	PrefaceTimeout time.Duration
+	// MaxBufferedBytes bounds what one connection may make the server hold
+	// (default 256 MiB): request bodies being received, and response bytes
+	// waiting to be written or for the client's window. A request that would
+	// exceed it is refused (RESOURCE_EXHAUSTED); a client that stops reading
+	// its responses past it is disconnected.
+	MaxBufferedBytes int
+	// KeepaliveTime: a connection silent this long is pinged, and closed if
+	// the ping is not answered within KeepaliveTimeout (defaults 2h, 20s,
+	// as grpc-go's server).
+	KeepaliveTime, KeepaliveTimeout time.Duration
 }
 
 func (o *ServerOptions) defaults() {
 	if o.MaxConcurrentStreams == 0 {
-		o.MaxConcurrentStreams = 16384
+		o.MaxConcurrentStreams = 1024
+	}
+	if o.MaxBufferedBytes == 0 {
+		o.MaxBufferedBytes = 256 << 20
+	}
+	if o.KeepaliveTime == 0 {
+		o.KeepaliveTime = 2 * time.Hour
+	}
+	if o.KeepaliveTimeout == 0 {
+		o.KeepaliveTimeout = 20 * time.Second
 	}
 	if o.StreamWindow == 0 {
 		o.StreamWindow = 4 << 20
@@ -84,6 +104,8 @@ type Server struct {
 	conns     map[*ServerConn]struct{}
 	stopping  bool
 	wg        sync.WaitGroup
+	janitor   sync.Once
+	stop      chan struct{}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -92,7 +114,31 @@ var ErrServerClosed = errors.New("h2: server closed")
 // NewServer makes a server for h.
 func NewServer(h Handler, opts ServerOptions) *Server {
 	opts.defaults()
-	return &Server{opts: opts, handler: h, listeners: map[net.Listener]struct{}{}, conns: map[*ServerConn]struct{}{}}
+	return &Server{opts: opts, handler: h, listeners: map[net.Listener]struct{}{}, conns: map[*ServerConn]struct{}{}, stop: make(chan struct{})}
+}
+
+// keepalive pings connections that have been silent for KeepaliveTime and
+// closes those that do not answer.
+func (s *Server) keepalive() {
+	tick := min(s.opts.KeepaliveTime, s.opts.KeepaliveTimeout) / 2
+	t := time.NewTicker(max(tick, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			conns := make([]*ServerConn, 0, len(s.conns))
+			for c := range s.conns {
+				conns = append(conns, c)
+			}
+			s.mu.Unlock()
+			for _, c := range conns {
+				c.keepalive(now)
+			}
+		}
+	}
 }
 
 // Serve accepts connections on lis until Shutdown or Close.
@@ -105,6 +151,7 @@ func (s *Server) Serve(lis net.Listener) error {
 	}
 	s.listeners[lis] = struct{}{}
 	s.mu.Unlock()
+	s.janitor.Do(func() { go s.keepalive() })
 	var delay time.Duration
 	for {
 		nc, err := lis.Accept()
@@ -115,13 +162,14 @@ func (s *Server) Serve(lis net.Listener) error {
 			if stopping {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Out of file descriptors, aborted handshakes...: back off and
+			// keep serving (as net/http and grpc-go do).
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -157,6 +205,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	s.stopJanitor()
 	for _, c := range conns {
 		c.goAway()
 	}
@@ -185,7 +234,18 @@ func (s *Server) Close() {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	s.stopJanitor()
 	s.wg.Wait()
+}
+
+func (s *Server) stopJanitor() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
 }
 
 // Streams counts the streams open on every connection (for tests and drain).
@@ -213,19 +273,44 @@ type ServerConn struct {
 	connWindow  int64 // our send window on the connection
 	recvUnacked int64
 	blocked     []*ServerStream
+	bodyBytes   int // unary request bodies being received
+	started     bool
 	goaway      bool
 	closing     bool
 	closed      bool
+	lastRead    atomic.Int64 // unix nanos of the last frame read
+	pingSent    time.Time
 }
 
 func newServerConn(s *Server, nc net.Conn) *ServerConn {
 	c := &ServerConn{srv: s, streams: map[uint32]*ServerStream{}, peerWindow: 65535, connWindow: 65535}
 	c.br = bufio.NewReaderSize(nc, 64<<10)
-	c.init(nc, c.br)
+	c.init(nc, c.br, s.opts.MaxBufferedBytes)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = s.opts.MaxHeaderListSize
+	c.fr.SetMaxReadFrameSize(16384) // what we advertise (the default)
 	c.fr.SetReuseFrames()
+	c.lastRead.Store(time.Now().UnixNano())
 	return c
+}
+
+// keepalive pings a silent connection, closes one that did not answer.
+func (c *ServerConn) keepalive(now time.Time) {
+	o := c.srv.opts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started || c.closed {
+		return
+	}
+	silent := now.Sub(time.Unix(0, c.lastRead.Load()))
+	switch {
+	case !c.pingSent.IsZero() && now.Sub(c.pingSent) > o.KeepaliveTimeout && silent > o.KeepaliveTimeout:
+		c.failWrite(errors.New("keepalive ping not answered"))
+	case c.pingSent.IsZero() && silent > o.KeepaliveTime:
+		c.pingSent = now
+		c.fr.WritePing(false, [8]byte{'k', 'e', 'e', 'p'})
+		c.done(nil)
+	}
 }
 
 // ServerStream is one request stream. The request fields are read-only.
@@ -300,14 +385,31 @@ func (s *ServerStream) WriteData(p []byte, b *Batch) {
 	}
 	if len(s.pending) > 0 {
 		s.pending = append(s.pending, p...)
+		c.pendingOut += len(p)
+		c.checkBudget()
 		return
 	}
 	n := c.sendData(s, p)
 	if n < len(p) {
 		s.pending = append([]byte(nil), p[n:]...)
+		c.pendingOut += len(p) - n
 		c.blocked = append(c.blocked, s)
+		c.checkBudget()
 	}
 	c.done(b)
+}
+
+// checkBudget disconnects a client that lets too much wait for it (c.mu held).
+func (c *ServerConn) checkBudget() {
+	if c.buffered() > c.maxBuffered {
+		c.failWrite(fmt.Errorf("client is not reading: %d bytes waiting for it", c.buffered()))
+	}
+}
+
+// dropPending forgets a stream's unsent output (c.mu held).
+func (c *ServerConn) dropPending(s *ServerStream) {
+	c.pendingOut -= len(s.pending)
+	s.pending, s.trailersPending = nil, false
 }
 
 var okHeaders = []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}
@@ -356,7 +458,7 @@ func (s *ServerStream) Reset(code http2.ErrCode, b *Batch) {
 		return
 	}
 	s.outDone = true
-	s.pending, s.trailersPending = nil, false
+	c.dropPending(s)
 	s.inEnded = true // no NO_ERROR reset on top
 	c.fr.WriteRSTStream(s.id, code)
 	c.finishOut(s)
@@ -392,6 +494,7 @@ func (c *ServerConn) unblock() bool {
 		}
 		n := c.sendData(s, s.pending)
 		s.pending = s.pending[n:]
+		c.pendingOut -= n
 		if len(s.pending) > 0 {
 			c.blocked = append(c.blocked, s)
 			continue
@@ -423,10 +526,7 @@ func (c *ServerConn) finishOut(s *ServerStream) {
 func (c *ServerConn) maybeClose() {
 	if c.goaway && len(c.streams) == 0 && !c.closing {
 		c.closing = true
-		if c.werr == nil {
-			c.bw.Flush()
-		}
-		c.nc.Close()
+		c.closeWhenWritten()
 	}
 }
 
@@ -439,11 +539,9 @@ func (c *ServerConn) goAway() {
 		return
 	}
 	c.goaway = true
-	c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
-	if c.werr == nil {
-		if err := c.bw.Flush(); err != nil {
-			c.failWrite(err)
-		}
+	if c.started { // the server preface (SETTINGS) goes first
+		c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+		c.flushLocked()
 	}
 	c.maybeClose()
 }
@@ -466,6 +564,10 @@ func (c *ServerConn) serve() {
 	if o.ConnWindow > 65535 {
 		c.fr.WriteWindowUpdate(0, o.ConnWindow-65535)
 	}
+	c.started = true
+	if c.goaway { // Shutdown came first
+		c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	}
 	c.done(nil)
 	c.mu.Unlock()
 
@@ -476,6 +578,9 @@ func (c *ServerConn) serve() {
 			b.Flush()
 		}
 		f, err := c.fr.ReadFrame()
+		if err == nil {
+			c.lastRead.Store(time.Now().UnixNano())
+		}
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -484,10 +589,7 @@ func (c *ServerConn) serve() {
 			}
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
-				c.mu.Lock()
-				c.fr.WriteGoAway(c.lastID, http2.ErrCode(ce), []byte(err.Error()))
-				c.done(nil)
-				c.mu.Unlock()
+				c.connError(http2.ErrCode(ce), err.Error())
 			}
 			return
 		}
@@ -510,7 +612,10 @@ func (c *ServerConn) serve() {
 				continue
 			}
 			c.mu.Lock()
-			f.ForeachSetting(func(st http2.Setting) error {
+			err := f.ForeachSetting(func(st http2.Setting) error {
+				if err := st.Valid(); err != nil {
+					return err
+				}
 				switch st.ID {
 				case http2.SettingInitialWindowSize:
 					delta := int64(st.Val) - c.peerWindow
@@ -525,6 +630,11 @@ func (c *ServerConn) serve() {
 				}
 				return nil
 			})
+			if err != nil {
+				c.mu.Unlock()
+				c.connError(http2.ErrCodeProtocol, err.Error())
+				return
+			}
 			c.fr.WriteSettingsAck()
 			c.unblock()
 			c.done(b)
@@ -533,20 +643,33 @@ func (c *ServerConn) serve() {
 			c.mu.Lock()
 			if f.StreamID == 0 {
 				c.connWindow += int64(f.Increment)
+				if c.connWindow > maxWindow {
+					c.mu.Unlock()
+					c.connError(http2.ErrCodeFlowControl, "connection window over 2^31-1")
+					return
+				}
 			} else if s := c.streams[f.StreamID]; s != nil {
 				s.window += int64(f.Increment)
+				if s.window > maxWindow {
+					c.mu.Unlock()
+					c.cancel(s, b)
+					c.mu.Lock()
+					c.fr.WriteRSTStream(f.StreamID, http2.ErrCodeFlowControl)
+				}
 			}
 			if c.unblock() {
 				c.done(b)
 			}
 			c.mu.Unlock()
 		case *http2.PingFrame:
-			if !f.IsAck() {
-				c.mu.Lock()
+			c.mu.Lock()
+			if f.IsAck() {
+				c.pingSent = time.Time{}
+			} else {
 				c.fr.WritePing(true, f.Data)
 				c.done(b)
-				c.mu.Unlock()
 			}
+			c.mu.Unlock()
 		case *http2.GoAwayFrame:
 			// The client opens no more streams: close once these finish.
 			c.mu.Lock()
@@ -555,6 +678,18 @@ func (c *ServerConn) serve() {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// maxWindow is the largest flow-control window HTTP/2 allows.
+const maxWindow = 1<<31 - 1
+
+// connError ends the connection with GOAWAY (a protocol violation).
+func (c *ServerConn) connError(code http2.ErrCode, msg string) {
+	c.mu.Lock()
+	c.fr.WriteGoAway(c.lastID, code, []byte(msg))
+	c.done(nil)
+	c.closeWhenWritten()
+	c.mu.Unlock()
 }
 
 // onHeaders starts a stream (or ends one's input); false ends the connection.
@@ -576,9 +711,8 @@ func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
 	}
 	if id%2 == 0 || id <= c.lastID {
 		if id%2 == 0 {
-			c.fr.WriteGoAway(c.lastID, http2.ErrCodeProtocol, []byte("even stream id from a client"))
-			c.done(nil)
 			c.mu.Unlock()
+			c.connError(http2.ErrCodeProtocol, "even stream id from a client")
 			return false
 		}
 		c.mu.Unlock() // a stream already closed: ignore
@@ -591,6 +725,18 @@ func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
 	c.lastID = id
 	if uint32(len(c.streams)) >= c.srv.opts.MaxConcurrentStreams {
 		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		c.done(b)
+		c.mu.Unlock()
+		return true
+	}
+	if f.Truncated {
+		// Headers over MAX_HEADER_LIST_SIZE: refuse rather than serve a
+		// request with fields silently dropped.
+		c.writeHeaders(id, append(okHeaders[:2:2], Field("grpc-status", strconv.Itoa(int(codes.ResourceExhausted))),
+			Field("grpc-message", EncodeMessage(fmt.Sprintf("request headers larger than %d bytes", c.srv.opts.MaxHeaderListSize)))), true)
+		if !f.StreamEnded() {
+			c.fr.WriteRSTStream(id, http2.ErrCodeNo)
+		}
 		c.done(b)
 		c.mu.Unlock()
 		return true
@@ -670,17 +816,27 @@ func (c *ServerConn) onData(f *http2.DataFrame, b *Batch) {
 		copy(hdr[k:], data)
 		size := binary.BigEndian.Uint32(hdr[1:])
 		if uint64(size) > uint64(s.maxMessage) {
-			s.refused = true
-			s.Fail(codes.ResourceExhausted, fmt.Sprintf("grpc: received message larger than max (%d vs. %d)", size, s.maxMessage), b)
+			c.refuse(s, fmt.Sprintf("grpc: received message larger than max (%d vs. %d)", size, s.maxMessage), b)
 			return
 		}
-		if cap(s.body) < 5+int(size) {
-			s.body = append(make([]byte, 0, 5+int(size)), s.body...)
+		// Room for what the header announces, but never more ahead of
+		// the data than a window's worth: claims cost nothing to make.
+		if want := min(5+int(size), len(s.body)+len(data)+int(o.StreamWindow)); cap(s.body) < want {
+			s.body = append(make([]byte, 0, want), s.body...)
 		}
 	}
 	if len(s.body)+len(data) > s.maxMessage+5 {
-		s.refused = true
-		s.Fail(codes.ResourceExhausted, fmt.Sprintf("grpc: received message larger than max (%d vs. %d)", len(s.body)+len(data)-5, s.maxMessage), b)
+		c.refuse(s, fmt.Sprintf("grpc: received message larger than max (%d vs. %d)", len(s.body)+len(data)-5, s.maxMessage), b)
+		return
+	}
+	c.mu.Lock()
+	over := c.bodyBytes+len(data) > c.maxBuffered
+	if !over {
+		c.bodyBytes += len(data)
+	}
+	c.mu.Unlock()
+	if over {
+		c.refuse(s, fmt.Sprintf("connection holds %d bytes of unfinished requests: over the server's limit", c.bodyBytes), b)
 		return
 	}
 	s.body = append(s.body, data...)
@@ -689,6 +845,24 @@ func (c *ServerConn) onData(f *http2.DataFrame, b *Batch) {
 		return
 	}
 	c.ackStream(s, n, b)
+}
+
+// refuse ends a unary stream whose body cannot be taken.
+func (c *ServerConn) refuse(s *ServerStream, msg string, b *Batch) {
+	s.refused = true
+	c.releaseBody(s)
+	s.Fail(codes.ResourceExhausted, msg, b)
+}
+
+// releaseBody returns a unary body's bytes to the connection's budget.
+func (c *ServerConn) releaseBody(s *ServerStream) {
+	if len(s.body) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.bodyBytes -= len(s.body)
+	c.mu.Unlock()
+	s.body = nil
 }
 
 // ackStream refills a stream's receive window once half of it is consumed.
@@ -716,7 +890,7 @@ func (c *ServerConn) endInput(s *ServerStream, b *Batch) {
 		return
 	}
 	body := s.body
-	s.body = nil
+	c.releaseBody(s)
 	c.srv.handler.Unary(s, body, b)
 }
 
@@ -743,12 +917,13 @@ func (c *ServerConn) cancel(s *ServerStream, b *Batch) {
 		return
 	}
 	s.outDone, s.inEnded = true, true
-	s.pending, s.trailersPending = nil, false
+	c.dropPending(s)
 	delete(c.streams, s.id)
 	f := s.onCancel
 	s.onCancel = nil
 	c.maybeClose()
 	c.mu.Unlock()
+	c.releaseBody(s)
 	if s.sink != nil {
 		s.sink.Cancel(b)
 	} else if f != nil {
@@ -764,8 +939,8 @@ func (c *ServerConn) cleanup() {
 	for _, s := range c.streams {
 		open = append(open, s)
 	}
+	c.failWrite(errors.New("connection closed"))
 	c.mu.Unlock()
-	c.nc.Close()
 	b := &Batch{}
 	for _, s := range open {
 		c.cancel(s, b)

@@ -13,8 +13,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/sony/gobreaker/v2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/tritongate/tritongate/internal/gateway/h2"
 	"github.com/tritongate/tritongate/proto/inference"
@@ -82,9 +80,14 @@ func newEndpoint(p *Pool, addr string, conn *grpc.ClientConn) *Endpoint {
 		Timeout:      bc.OpenFor.Duration,
 		ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= bc.ConsecutiveFailures },
 		IsSuccessful: func(err error) bool { return !Failure(err) },
+		IsExcluded:   Excluded,
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			m.Breaker.WithLabelValues(p.name, addr).Set(float64(to))
-			m.Transitions.WithLabelValues(p.name, addr, to.String()).Inc()
+			p.mu.Lock()
+			if p.endpoints[addr] == e { // not removed (its series are gone)
+				m.Breaker.WithLabelValues(p.name, addr).Set(float64(to))
+				m.Transitions.WithLabelValues(p.name, addr, to.String()).Inc()
+			}
+			p.mu.Unlock()
 			p.log.Warn("circuit breaker state changed", "endpoint", addr, "from", from.String(), "to", to.String())
 		},
 	})
@@ -130,7 +133,7 @@ func (e *Endpoint) Begin() (done func(err error), err error) {
 		e.pool.inflight.Add(-1)
 		g.Dec()
 		report(err)
-		if status.Code(err) != codes.Canceled && status.Code(err) != codes.DeadlineExceeded {
+		if !Excluded(err) {
 			e.window.add(Failure(err))
 		}
 	}, nil
@@ -167,6 +170,9 @@ func (e *Endpoint) healthLoop() {
 // check runs one health check: ServerReady, then the READY model versions
 // (RepositoryIndex with ready=true), and optionally the pending counts.
 func (e *Endpoint) check(timeout time.Duration) {
+	if e.pool.retired.Load() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(e.pool.ctx, timeout)
 	defer cancel()
 	st := &health{models: map[string]bool{}}
@@ -192,15 +198,15 @@ func (e *Endpoint) check(timeout time.Duration) {
 	old := e.state.Swap(st)
 	if old == nil || old.ready != st.ready || describeModels(old.models) != describeModels(st.models) || len(old.models) != len(st.models) {
 		e.pool.mu.Lock()
-		if e.pool.endpoints[e.Addr] == e {
+		if e.pool.endpoints[e.Addr] == e { // not removed meanwhile (its series are gone)
 			e.pool.rebuild()
+			ready := 0.0
+			if st.ready {
+				ready = 1
+			}
+			e.pool.opts.Metrics.Ready.WithLabelValues(e.pool.name, e.Addr).Set(ready)
 		}
 		e.pool.mu.Unlock()
-		ready := 0.0
-		if st.ready {
-			ready = 1
-		}
-		e.pool.opts.Metrics.Ready.WithLabelValues(e.pool.name, e.Addr).Set(ready)
 		if old != nil || !st.ready {
 			e.pool.log.Info("backend health changed", "endpoint", e.Addr, "ready", st.ready, "models", describeModels(st.models), "error", err)
 		}
@@ -270,7 +276,11 @@ func (e *Endpoint) keepData() {
 		}
 		e.dataTried.Store(true)
 		if err != nil {
-			e.pool.opts.Metrics.DialErrors.WithLabelValues(e.pool.name, e.Addr).Inc()
+			e.pool.mu.Lock()
+			if e.pool.endpoints[e.Addr] == e {
+				e.pool.opts.Metrics.DialErrors.WithLabelValues(e.pool.name, e.Addr).Inc()
+			}
+			e.pool.mu.Unlock()
 			e.pool.log.Debug("data connection failed", "endpoint", e.Addr, "error", err)
 			select {
 			case <-e.stop:
@@ -282,11 +292,24 @@ func (e *Endpoint) keepData() {
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		up := time.Now()
 		select {
 		case <-c.Unusable():
 			e.data.CompareAndSwap(c, nil)
-			// Streams still running on it finish; it closes itself.
+			// Streams still running on it finish; it closes itself. A
+			// connection that did not last is not redialled at once.
+			if time.Since(up) < time.Second {
+				select {
+				case <-e.stop:
+					return
+				case <-e.pool.ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 5*time.Second)
+			} else {
+				backoff = 50 * time.Millisecond
+			}
 			continue
 		case <-e.stop:
 		case <-e.pool.ctx.Done():

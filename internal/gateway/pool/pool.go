@@ -101,6 +101,7 @@ type Pool struct {
 	mu        sync.Mutex
 	endpoints map[string]*Endpoint
 	resolved  atomic.Bool // DNS answered at least once (static pools: always)
+	retired   atomic.Bool
 	picker    atomic.Pointer[picker]
 	inflight  atomic.Int64
 
@@ -185,6 +186,11 @@ func (p *Pool) Close() {
 	}
 }
 
+// Retire marks a pool a reload replaced: it keeps serving the requests
+// already on it but stops health checking (and updating the series a new
+// pool of the same name now owns) until Close.
+func (p *Pool) Retire() { p.retired.Store(true) }
+
 // InFlight is the number of requests in flight to the pool.
 func (p *Pool) InFlight() int64 { return p.inflight.Load() }
 
@@ -211,6 +217,9 @@ func (p *Pool) discover() {
 		case <-p.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if p.retired.Load() {
+			return
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 		addrs, err := p.opts.LookupHost(ctx, host)
@@ -413,36 +422,47 @@ func (p *Pool) outlierLoop() {
 		case <-p.ctx.Done():
 			return
 		case now := <-t.C:
-			eps := p.Endpoints()
-			ejected := 0
-			for _, e := range eps {
-				if e.ejectedUntil.Load() > now.UnixNano() {
-					ejected++
-				}
+			if p.retired.Load() {
+				continue
 			}
-			maxEjected := len(eps) * cfg.MaxEjectedPercent / 100
-			for _, e := range eps {
-				ok, bad := e.window.swap()
-				total := ok + bad
-				m := p.opts.Metrics.Ejected.WithLabelValues(p.name, e.Addr)
-				if e.ejectedUntil.Load() <= now.UnixNano() {
-					m.Set(0)
-				}
-				if total < int64(cfg.MinRequests) || float64(bad)/float64(total) <= cfg.ErrorRate {
-					continue
-				}
-				if e.ejectedUntil.Load() > now.UnixNano() || ejected >= maxEjected {
-					continue
-				}
-				times := e.ejections.Add(1)
-				d := cfg.EjectionTime.Duration * time.Duration(min(times, 10))
-				e.ejectedUntil.Store(now.Add(d).UnixNano())
-				ejected++
-				m.Set(1)
-				p.opts.Metrics.Ejections.WithLabelValues(p.name, e.Addr).Inc()
-				p.log.Warn("backend ejected as an outlier", "endpoint", e.Addr, "errors", bad, "requests", total, "for", d)
-			}
+			p.outliers(now)
 		}
+	}
+}
+
+// outliers runs one round of outlier ejection (under p.mu, so that series
+// of endpoints removed meanwhile are not recreated).
+func (p *Pool) outliers(now time.Time) {
+	cfg := p.cfg.Outlier
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ejected := 0
+	for _, e := range p.endpoints {
+		if e.ejectedUntil.Load() > now.UnixNano() {
+			ejected++
+		}
+	}
+	maxEjected := len(p.endpoints) * cfg.MaxEjectedPercent / 100
+	for _, e := range p.endpoints {
+		ok, bad := e.window.swap()
+		total := ok + bad
+		m := p.opts.Metrics.Ejected.WithLabelValues(p.name, e.Addr)
+		if e.ejectedUntil.Load() <= now.UnixNano() {
+			m.Set(0)
+		}
+		if total < int64(cfg.MinRequests) || float64(bad)/float64(total) <= cfg.ErrorRate {
+			continue
+		}
+		if e.ejectedUntil.Load() > now.UnixNano() || ejected >= maxEjected {
+			continue
+		}
+		times := e.ejections.Add(1)
+		d := cfg.EjectionTime.Duration * time.Duration(min(times, 10))
+		e.ejectedUntil.Store(now.Add(d).UnixNano())
+		ejected++
+		m.Set(1)
+		p.opts.Metrics.Ejections.WithLabelValues(p.name, e.Addr).Inc()
+		p.log.Warn("backend ejected as an outlier", "endpoint", e.Addr, "errors", bad, "requests", total, "for", d)
 	}
 }
 
@@ -450,12 +470,41 @@ func (p *Pool) outlierLoop() {
 // breaker and outlier detection): transport and server faults, not the
 // caller's mistakes or deadlines.
 func Failure(err error) bool {
+	var bt backendTimeout
+	if errors.As(err, &bt) {
+		return true
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Unknown, codes.DataLoss:
 		return !TooLarge(err)
 	}
 	return false
 }
+
+// Excluded reports whether an outcome says nothing about the backend: the
+// client cancelled, or its own deadline ran out. Such calls neither count
+// against the backend nor for it (a hung backend must not look healthy
+// because clients give up on it).
+func Excluded(err error) bool {
+	var bt backendTimeout
+	if errors.As(err, &bt) {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Canceled, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// BackendTimeout marks a deadline the backend missed although it had the
+// route's whole timeout: that is the backend's fault (a failure).
+func BackendTimeout(err error) error { return backendTimeout{err} }
+
+type backendTimeout struct{ err error }
+
+func (b backendTimeout) Error() string { return b.err.Error() }
+func (b backendTimeout) Unwrap() error { return b.err }
 
 // TooLarge reports whether err is gRPC's own message size limit (a response
 // over max_message_bytes): RESOURCE_EXHAUSTED, but after the backend did the

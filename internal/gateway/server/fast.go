@@ -83,18 +83,19 @@ type fastCall struct {
 	msg   []byte
 	start time.Time
 
-	rt        *route.Route
-	target    route.Target
-	version   string // metric label
-	requestID string
-	fields    []hpack.HeaderField // regular headers for the backend
-	extra     []byte              // fields appended to the request (version override)
-	prefix    [5]byte
-	deadline  time.Time
-	shadow    bool
-	tried     []*pool.Endpoint
-	attempts  int
-	lastErr   error
+	rt         *route.Route
+	target     route.Target
+	version    string // metric label
+	requestID  string
+	fields     []hpack.HeaderField // regular headers for the backend
+	extra      []byte              // fields appended to the request (version override)
+	prefix     [5]byte
+	deadline   time.Time
+	routeBound bool // the route's timeout, not the client's deadline, set it
+	shadow     bool
+	tried      []*pool.Endpoint
+	attempts   int
+	lastErr    error
 
 	mu       sync.Mutex
 	finished bool
@@ -156,9 +157,10 @@ func (c *fastCall) run(b *h2.Batch) {
 
 	cfg := c.st.cfg.Defaults
 	c.deadline = c.start.Add(rt.Timeout)
+	c.routeBound = true
 	if t := c.fs.Timeout; t > 0 {
 		if d := c.fs.Received.Add(t - cfg.DeadlineMargin.Duration); d.Before(c.deadline) {
-			c.deadline = d
+			c.deadline, c.routeBound = d, false
 		}
 	}
 	if !time.Now().Before(c.deadline) {
@@ -219,7 +221,9 @@ func (c *fastCall) attempt(b *h2.Batch) {
 	}
 	fields := make([]hpack.HeaderField, 0, len(c.fields)+5)
 	fields = append(fields, h2.Field(":method", "POST"), h2.Field(":scheme", scheme), h2.Field(":path", modelInferMethod),
-		h2.Field(":authority", ep.Addr), hpack.HeaderField{Name: "grpc-timeout", Value: h2.FormatTimeout(time.Until(c.deadline)), Sensitive: true})
+		// The backend's deadline is a safety net a little after the
+		// gateway's own, which cancels the call and answers the client.
+		h2.Field(":authority", ep.Addr), hpack.HeaderField{Name: "grpc-timeout", Value: h2.FormatTimeout(time.Until(c.deadline) + backendSlack), Sensitive: true})
 	fields = append(fields, c.fields...)
 	cs, err := up.Open(fields, a, b)
 	if err != nil {
@@ -227,6 +231,13 @@ func (c *fastCall) attempt(b *h2.Batch) {
 		return
 	}
 	c.mu.Lock()
+	if c.finished || c.cur != a {
+		// The deadline or the client's cancel came meanwhile: the body
+		// is not sent for nothing.
+		c.mu.Unlock()
+		cs.Cancel(b)
+		return
+	}
 	a.cs = cs
 	c.mu.Unlock()
 	if len(c.extra) > 0 {
@@ -294,7 +305,7 @@ func (a *fastAttempt) Trailers(fields []hpack.HeaderField, b *h2.Batch) {
 	if code != codes.OK {
 		err = status.Error(code, msg)
 	}
-	a.done(err)
+	a.done(c.classify(err))
 	if err != nil && !a.committed && retriable(err) && c.retry(err, b) {
 		return
 	}
@@ -311,6 +322,19 @@ func (a *fastAttempt) Trailers(fields []hpack.HeaderField, b *h2.Batch) {
 		c.fs.Finish(fields, b)
 	}
 	c.account(code, msg, a)
+}
+
+// backendSlack is how much later than the gateway's deadline the backend's
+// runs out.
+const backendSlack = 20 * time.Millisecond
+
+// classify marks a deadline the backend let pass although it had the
+// route's whole timeout as the backend's failure (see pool.Excluded).
+func (c *fastCall) classify(err error) error {
+	if c.routeBound && status.Code(err) == codes.DeadlineExceeded {
+		return pool.BackendTimeout(err)
+	}
+	return err
 }
 
 // trailersOnly drops pseudo-headers from trailers.
@@ -334,8 +358,13 @@ func (a *fastAttempt) Reset(rerr *h2.ResetError, b *h2.Batch) {
 	if !a.current() {
 		return
 	}
+	if rerr.Code == codes.Canceled && time.Until(c.deadline) < backendSlack {
+		// The backend gave up at its deadline (grpc servers reset the
+		// stream with CANCEL): to the client that is DEADLINE_EXCEEDED.
+		rerr = &h2.ResetError{Code: codes.DeadlineExceeded, Msg: fmt.Sprintf("backend %s did not answer within the deadline", a.ep.Addr)}
+	}
 	err := status.Error(rerr.Code, rerr.Msg)
-	a.done(err)
+	a.done(c.classify(err))
 	if !a.committed && (rerr.Unprocessed || retriable(err)) && c.retry(err, b) {
 		return
 	}
@@ -352,7 +381,13 @@ func (a *fastAttempt) Reset(rerr *h2.ResetError, b *h2.Batch) {
 func (c *fastCall) retry(err error, b *h2.Batch) bool {
 	s := c.s
 	cfg := c.st.cfg.Defaults.Retry
+	c.mu.Lock()
+	finished := c.finished
 	c.lastErr = err
+	c.mu.Unlock()
+	if finished {
+		return true // the deadline or a cancel answered already
+	}
 	if c.attempts >= cfg.MaxAttempts {
 		return false
 	}
@@ -400,15 +435,28 @@ func (c *fastCall) expire() {
 		return
 	}
 	c.mu.Lock()
-	a := c.cur
+	a, lastErr := c.cur, c.lastErr
+	var cs *h2.ClientStream
+	answering := false
+	if a != nil {
+		cs, answering = a.cs, !a.reported
+	}
 	c.mu.Unlock()
 	msg := "no backend answered within the deadline"
-	if a != nil {
+	switch {
+	case answering:
 		msg = fmt.Sprintf("backend %s did not answer within the deadline", a.ep.Addr)
-		if a.cs != nil {
-			a.cs.Cancel(nil)
+		if cs != nil {
+			cs.Cancel(nil)
 		}
-		a.done(status.Error(codes.DeadlineExceeded, msg))
+		err := status.Error(codes.DeadlineExceeded, msg)
+		if c.routeBound {
+			// The backend had the route's whole timeout: its fault.
+			err = pool.BackendTimeout(err)
+		}
+		a.done(err)
+	case lastErr != nil:
+		msg = "deadline exceeded waiting to retry after: " + status.Convert(lastErr).Message()
 	}
 	c.fs.Fail(codes.DeadlineExceeded, msg, nil)
 	c.account(codes.DeadlineExceeded, msg, nil)
@@ -421,10 +469,14 @@ func (c *fastCall) cancel(b *h2.Batch) {
 	}
 	c.mu.Lock()
 	a := c.cur
+	var cs *h2.ClientStream
+	if a != nil {
+		cs = a.cs
+	}
 	c.mu.Unlock()
 	if a != nil {
-		if a.cs != nil {
-			a.cs.Cancel(b)
+		if cs != nil {
+			cs.Cancel(b)
 		}
 		a.done(status.Error(codes.Canceled, "client cancelled"))
 	}

@@ -157,10 +157,11 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target route.Target, fwd *rawMsg, requestID string) (*rawMsg, error) {
 	cfg := st.cfg.Defaults
 	deadline := time.Now().Add(rt.Timeout)
+	routeBound := true
 	if d, ok := ctx.Deadline(); ok {
 		d = d.Add(-cfg.DeadlineMargin.Duration)
 		if d.Before(deadline) {
-			deadline = d
+			deadline, routeBound = d, false
 		}
 	}
 	if !time.Now().Before(deadline) {
@@ -182,7 +183,11 @@ func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target ro
 		tried = append(tried, ep)
 		resp := &rawMsg{}
 		err = ep.Conn.Invoke(callCtx, modelInferMethod, fwd, resp, grpc.ForceCodecV2(s.codec))
-		done(err)
+		if routeBound && ctx.Err() == nil && status.Code(err) == codes.DeadlineExceeded {
+			done(pool.BackendTimeout(err)) // it had the route's whole timeout
+		} else {
+			done(err)
+		}
 		if err == nil {
 			return resp, nil
 		}

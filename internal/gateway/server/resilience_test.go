@@ -471,3 +471,103 @@ func TestTraceContextReachesBackends(t *testing.T) {
 		t.Errorf("gateway spans %v, want a server and a client span", names)
 	}
 }
+
+// TestSuccessiveReloadsKeepPoolsInUse: a request that started two reloads
+// ago still finishes on its pool, although the second reload replaced it
+// (the first kept it).
+func TestSuccessiveReloadsKeepPoolsInUse(t *testing.T) {
+	b := backend(t, map[string]string{"slow": identity("slow", litetest.Param("fault_latency", "600ms"))})
+	o := backend(t, map[string]string{"x": identity("x")})
+	base := func(cpuHealth, otherHealth string) string {
+		return `drain_timeout: 10s
+pools:
+  - {name: cpu, endpoints: [{b}], health: {interval: ` + cpuHealth + `}}
+  - {name: other, endpoints: [{o}], health: {interval: ` + otherHealth + `}}
+routes:
+  - {model: slow, pool: cpu}
+  - {model: x, pool: other}
+`
+	}
+	ad := addrs("b", b, "o", o)
+	g := startGateway(t, base("50ms", "50ms"), ad)
+	g.waitReady(t, "slow", "")
+	parse := func(y string) *config.Config {
+		for k, v := range ad {
+			y = strings.ReplaceAll(y, "{"+k+"}", v)
+		}
+		c, err := config.Parse([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := g.client.ModelInfer(context.Background(), request("slow"))
+		errc <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for g.metric(t, "gateway_in_flight_requests", nil) != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := g.srv.Reload(parse(base("50ms", "60ms"))); err != nil { // replaces "other" only
+		t.Fatal(err)
+	}
+	if err := g.srv.Reload(parse(base("60ms", "60ms"))); err != nil { // replaces "cpu"
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("a request in flight across two reloads failed: %v", err)
+	}
+}
+
+// TestHungBackendTripsItsBreaker: a backend that takes requests and never
+// answers fails them once it has had the route's whole timeout, so its
+// breaker opens; deadlines the clients set themselves say nothing about the
+// backend and leave it alone.
+func TestHungBackendTripsItsBreaker(t *testing.T) {
+	good := backend(t, map[string]string{"m": identity("m")})
+	hung := backend(t, map[string]string{"m": identity("m", litetest.Param("fault_hang_rate", "1"))})
+	g := startGateway(t, `
+defaults:
+  retry: {max_attempts: 1}
+pools:
+  - name: cpu
+    endpoints: [{good}, {hung}]
+    health: {interval: 50ms}
+    breaker: {consecutive_failures: 3, open_for: 1m}
+    outlier: {min_requests: 100000}
+routes:
+  - {model: m, pool: cpu, timeout: 100ms}
+  - {model: patient, pool: cpu, timeout: 1m}
+`, addrs("good", good, "hung", hung))
+	g.waitReady(t, "m", "")
+	ep := map[string]string{"endpoint": hung.Addr}
+	// Client deadlines shorter than the route's timeout: not the backend's fault.
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		g.client.ModelInfer(ctx, request("m"))
+		cancel()
+	}
+	if g.metric(t, "gateway_breaker_state", ep) != 0 {
+		t.Fatal("client deadlines opened the backend's breaker")
+	}
+	// The route's own timeout: the backend's fault.
+	timeouts := 0
+	for i := 0; g.metric(t, "gateway_breaker_state", ep) != 2; i++ {
+		if i > 200 {
+			t.Fatal("the hung backend's breaker never opened")
+		}
+		if _, err := g.client.ModelInfer(context.Background(), request("m")); status.Code(err) == codes.DeadlineExceeded {
+			timeouts++
+		}
+	}
+	if timeouts != 3 {
+		t.Errorf("%d requests timed out before the breaker opened, want 3", timeouts)
+	}
+	for range 50 {
+		if _, err := g.client.ModelInfer(context.Background(), request("m")); err != nil {
+			t.Fatalf("with the hung backend's circuit open: %v", err)
+		}
+	}
+}

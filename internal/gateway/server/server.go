@@ -92,20 +92,25 @@ func (st *state) release() { st.users.Add(-1) }
 
 // Server is the gateway.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	m       *metrics
-	codec   codec
-	grpc    *grpc.Server
-	health  *health.Server
-	state   atomic.Pointer[state]
-	reload  sync.Mutex // one reload at a time
-	wg      sync.WaitGroup
-	closing atomic.Bool
+	opts   Options
+	log    *slog.Logger
+	m      *metrics
+	codec  codec
+	grpc   *grpc.Server
+	health *health.Server
+	state  atomic.Pointer[state]
+	reload sync.Mutex // one reload at a time
+	// retired are the states replaced by reloads, while requests may use them.
+	retiredMu sync.Mutex
+	retired   []*state
+	wg        sync.WaitGroup
+	closing   atomic.Bool
 
-	inflight sync.WaitGroup    // requests being handled, for drain
-	shadows  sync.WaitGroup    // shadow calls
-	otel     []otelgrpc.Option // nil: tracing off
+	inflight      sync.WaitGroup // requests being handled, for drain
+	shadowMu      sync.Mutex     // orders shadows.Add against Close's Wait
+	shadowsClosed bool
+	shadows       sync.WaitGroup    // shadow calls
+	otel          []otelgrpc.Option // nil: tracing off
 	// base ends when the server closes: shadow calls, which outlive their
 	// requests, stop with it.
 	base     context.Context
@@ -330,21 +335,26 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	s.state.Store(st)
+	s.retiredMu.Lock()
+	s.retired = append(s.retired, prev)
+	s.retiredMu.Unlock()
 	s.m.reloads.WithLabelValues("ok").Inc()
 	s.m.lastReload.SetToCurrentTime()
 	var replaced []*pool.Pool
 	for name, p := range prev.pools {
 		if st.pools[name] != p {
 			replaced = append(replaced, p)
+			p.Retire()
 		}
 	}
 	if len(replaced) > 0 {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			// Requests that started on the old state finish on its pools.
+			// Requests that started on an older state finish on its pools
+			// (a pool may be shared by several generations of state).
 			deadline := time.Now().Add(prev.cfg.DrainTimeout.Duration)
-			for prev.users.Load() > 0 && time.Now().Before(deadline) {
+			for s.inUse(replaced) && time.Now().Before(deadline) {
 				select {
 				case <-s.base.Done():
 					deadline = time.Now()
@@ -369,6 +379,30 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	s.log.Info("configuration reloaded", "pools", len(cfg.Pools), "routes", len(cfg.Routes))
 	return nil
+}
+
+// inUse reports whether a request that started on a retired state may still
+// use one of the pools, forgetting the retired states nobody uses any more
+// (a state, once retired, gets no new users: see acquire).
+func (s *Server) inUse(pools []*pool.Pool) bool {
+	s.retiredMu.Lock()
+	defer s.retiredMu.Unlock()
+	busy := false
+	kept := s.retired[:0]
+	for _, st := range s.retired {
+		if st.users.Load() == 0 {
+			continue
+		}
+		kept = append(kept, st)
+		for _, p := range st.pools {
+			if slices.Contains(pools, p) {
+				busy = true
+			}
+		}
+	}
+	clear(s.retired[len(kept):])
+	s.retired = kept
+	return busy
 }
 
 // ReloadFailed records a new configuration that could not even be read or
@@ -416,6 +450,9 @@ func (s *Server) Close() {
 	s.innerMu.Unlock()
 	s.grpc.Stop()
 	s.stopBase()
+	s.shadowMu.Lock()
+	s.shadowsClosed = true
+	s.shadowMu.Unlock()
 	s.shadows.Wait()
 	s.wg.Wait()
 	for _, p := range s.state.Load().pools {

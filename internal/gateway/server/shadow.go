@@ -23,10 +23,14 @@ func (s *Server) shadow(ctx context.Context, st *state, rt *route.Route, in, pri
 		s.m.shadow.WithLabelValues(rt.Model, "skipped_size").Inc()
 		return
 	}
-	if s.closing.Load() || !sh.TryAcquire() {
+	s.shadowMu.Lock()
+	if s.shadowsClosed || !sh.TryAcquire() {
+		s.shadowMu.Unlock()
 		s.m.shadow.WithLabelValues(rt.Model, "dropped").Inc()
 		return
 	}
+	s.shadows.Add(1)
+	s.shadowMu.Unlock()
 	extra := appendString(nil, reqModelName, sh.Target.Model)
 	extra = appendString(extra, reqModelVersion, sh.Target.Version)
 	copyReq := &rawMsg{b: in.b, extra: extra}
@@ -34,7 +38,6 @@ func (s *Server) shadow(ctx context.Context, st *state, rt *route.Route, in, pri
 	// It ends with the server.
 	sctx, cancel := context.WithTimeout(s.outgoing(context.WithoutCancel(ctx), requestID), rt.Timeout)
 	stop := context.AfterFunc(s.base, cancel)
-	s.shadows.Add(1)
 	st.users.Add(1) // the caller holds st: it cannot be retired meanwhile
 	go func() {
 		defer s.shadows.Done()
