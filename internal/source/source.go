@@ -139,11 +139,14 @@ func CheckPath(p string) error {
 // ParseVersion reads a version number as it appears in a directory or key
 // name: a positive decimal integer without leading zeros.
 func ParseVersion(s string) (int64, bool) {
-	if s == "" || s[0] == '0' || len(s) > 18 {
+	if s == "" || s[0] < '1' || s[0] > '9' || len(s) > 18 {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil && n > 0
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // Errors a source returns wrapped (with the object or version they concern),
