@@ -1,0 +1,598 @@
+// Package syncer reconciles one Triton pool with the catalog: for every
+// model the pool serves it resolves the versions wanted (numbers, aliases,
+// latest N), fetches the missing ones into staging, verifies them (digests,
+// the ONNX model, the generated config.pbtxt validated as Triton would load
+// it), publishes them atomically, loads them in Triton (explicit mode) while
+// the old versions keep serving, waits for per-version readiness, warms them
+// up, marks them routable, and only then unloads and deletes the versions no
+// longer wanted. One worker per model, several models in parallel; a model
+// that fails does not hold up the others, and whatever it served before
+// keeps serving.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tritongate/tritongate/internal/catalog"
+	"github.com/tritongate/tritongate/internal/modelrepo"
+	"github.com/tritongate/tritongate/internal/onnxmodel"
+	"github.com/tritongate/tritongate/internal/pbtxt"
+	"github.com/tritongate/tritongate/internal/source"
+	"github.com/tritongate/tritongate/internal/triton"
+	"github.com/tritongate/tritongate/proto/inference"
+)
+
+// SourceFor returns the source of a model's versions.
+type SourceFor func(c *catalog.Catalog, m *catalog.Model) (source.Source, error)
+
+// Progress reports downloads (a terminal progress bar, or log lines).
+type Progress interface {
+	// Start announces a download of total bytes; the returned functions
+	// report bytes as they arrive and the end.
+	Start(model string, version int64, total int64) (add func(int64), done func(error))
+}
+
+// Options are the syncer's dependencies.
+type Options struct {
+	// Pool is the pool this syncer serves (the catalog's models with it).
+	Pool string
+	Repo *modelrepo.Repo
+	// Triton is the server to load into; nil only publishes (no loading).
+	Triton  *triton.Client
+	Sources SourceFor
+	// Parallel is how many models are reconciled at once (default 4).
+	Parallel int
+	// GPUs is the number of GPUs configs are checked against (pbtxt.AnyGPUs
+	// for unknown; 0 for a CPU pool).
+	GPUs     int
+	Progress Progress
+	Logger   *slog.Logger
+	// Registerer for the syncer's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Syncer reconciles a pool.
+type Syncer struct {
+	o   Options
+	log *slog.Logger
+	m   *metrics
+
+	mu     sync.Mutex
+	status Status
+}
+
+// New makes a syncer.
+func New(o Options) *Syncer {
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Progress == nil {
+		o.Progress = noProgress{}
+	}
+	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer)}
+	s.status = Status{Pool: o.Pool, Models: map[string]*ModelStatus{}}
+	return s
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(string, int64, int64) (func(int64), func(error)) {
+	return func(int64) {}, func(error) {}
+}
+
+// Result is the outcome of one reconcile.
+type Result struct {
+	// Failed maps each model that is not fully in place to why.
+	Failed map[string]error
+	// Models is how many models the pool serves.
+	Models int
+}
+
+// OK reports whether every model is in place.
+func (r Result) OK() bool { return len(r.Failed) == 0 }
+
+// Err summarises the failures, one line per model.
+func (r Result) Err() error {
+	if r.OK() {
+		return nil
+	}
+	names := make([]string, 0, len(r.Failed))
+	for n := range r.Failed {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	errs := make([]error, len(names))
+	for i, n := range names {
+		errs[i] = fmt.Errorf("model %s: %w", n, r.Failed[n])
+	}
+	return errors.Join(errs...)
+}
+
+// Reconcile brings the pool in line with the catalog once.
+func (s *Syncer) Reconcile(ctx context.Context, c *catalog.Catalog) Result {
+	start := time.Now()
+	models := c.ForPool(s.o.Pool)
+	res := Result{Failed: map[string]error{}, Models: len(models)}
+	var loaded map[string]map[int64]string
+	if s.o.Triton != nil {
+		idx, err := s.o.Triton.Index(ctx)
+		if err != nil {
+			for _, m := range models {
+				res.Failed[m.Name] = err
+			}
+			s.finish(c, res, start)
+			return res
+		}
+		loaded = map[string]map[int64]string{}
+		for _, v := range idx {
+			if loaded[v.Model] == nil {
+				loaded[v.Model] = map[int64]string{}
+			}
+			loaded[v.Model][v.Version] = v.State
+		}
+	}
+	inv, err := s.o.Repo.Inventory()
+	if err != nil {
+		for _, m := range models {
+			res.Failed[m.Name] = err
+		}
+		s.finish(c, res, start)
+		return res
+	}
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, s.o.Parallel)
+	for _, m := range models {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := s.reconcileModel(ctx, c, m, inv[m.Name], loaded[m.Name])
+			if err != nil {
+				mu.Lock()
+				res.Failed[m.Name] = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Models of ours the catalog no longer has for this pool.
+	wanted := map[string]bool{}
+	for _, m := range models {
+		wanted[m.Name] = true
+	}
+	for name, im := range inv {
+		if wanted[name] || !ours(im) {
+			continue
+		}
+		if err := s.removeModel(ctx, name); err != nil {
+			res.Failed[name] = err
+		}
+	}
+	s.gcStages(c, models)
+	s.finish(c, res, start)
+	return res
+}
+
+// ours reports whether the syncer published any version of a model.
+func ours(m *modelrepo.Model) bool {
+	for _, v := range m.Versions {
+		if v.Marker != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Syncer) finish(c *catalog.Catalog, res Result, start time.Time) {
+	d := time.Since(start)
+	result := "ok"
+	if !res.OK() {
+		result = "error"
+	}
+	s.m.reconciles.WithLabelValues(result).Inc()
+	s.m.reconcileSeconds.Observe(d.Seconds())
+	if res.OK() {
+		s.m.lastSuccess.SetToCurrentTime()
+	}
+	s.mu.Lock()
+	s.status.Catalog = c.Name
+	s.status.CatalogDigest = c.Digest
+	s.status.LastReconcile = time.Now().UTC()
+	s.status.LastDuration = d.String()
+	s.status.Ready = res.OK()
+	wanted := map[string]bool{}
+	for _, m := range c.ForPool(s.o.Pool) {
+		wanted[m.Name] = true
+	}
+	for name := range s.status.Models {
+		if !wanted[name] {
+			delete(s.status.Models, name)
+		}
+	}
+	s.mu.Unlock()
+	if res.OK() {
+		s.log.Info("reconciled", "models", res.Models, "duration", d)
+	} else {
+		s.log.Warn("reconciled with errors", "models", res.Models, "failed", len(res.Failed), "duration", d)
+	}
+}
+
+// reconcileModel puts one model's wanted versions in place.
+func (s *Syncer) reconcileModel(ctx context.Context, c *catalog.Catalog, m *catalog.Model, have *modelrepo.Model, loaded map[int64]string) (err error) {
+	log := s.log.With("model", m.Name)
+	ms := s.modelStatus(m.Name)
+	defer func() {
+		s.mu.Lock()
+		ms.LastSync = time.Now().UTC()
+		if err != nil {
+			ms.Error = err.Error()
+			ms.State = "error"
+		} else {
+			ms.Error = ""
+			ms.State = "ready"
+		}
+		s.mu.Unlock()
+		if err != nil {
+			log.Warn("model not in place", "error", err)
+		}
+	}()
+	src, err := s.o.Sources(c, m)
+	if err != nil {
+		s.m.errors.WithLabelValues(m.Name, "source").Inc()
+		return err
+	}
+	published := map[int64]*modelrepo.Marker{}
+	if have != nil {
+		for _, v := range have.Versions {
+			if v.Marker != nil {
+				published[v.Number] = v.Marker
+			}
+		}
+	}
+	want, err := s.resolve(ctx, src, m, published)
+	if err != nil {
+		s.m.errors.WithLabelValues(m.Name, "resolve").Inc()
+		return err
+	}
+	s.setWanted(ms, want)
+
+	// Fetch, verify and publish what is missing.
+	for _, v := range want {
+		if mk := published[v]; mk != nil {
+			continue // versions are immutable: a marker means it is here
+		}
+		mk, err := s.fetch(ctx, c, m, src, v)
+		if err != nil {
+			return fmt.Errorf("version %d: %w", v, err)
+		}
+		published[v] = mk
+		s.m.published.Inc()
+	}
+
+	cfg, err := s.config(c, m, want)
+	if err != nil {
+		s.m.errors.WithLabelValues(m.Name, "config").Inc()
+		return err
+	}
+	if s.o.Triton == nil {
+		if _, err := s.writeConfig(m.Name, cfg, want); err != nil {
+			return err
+		}
+		return s.removeVersions(ctx, m.Name, want, published)
+	}
+	return s.load(ctx, m, cfg, want, published, loaded, log)
+}
+
+// resolve turns the version spec into numbers. Explicit numbers need no
+// call to the source.
+func (s *Syncer) resolve(ctx context.Context, src source.Source, m *catalog.Model, published map[int64]*modelrepo.Marker) ([]int64, error) {
+	set := map[int64]bool{}
+	for _, n := range m.Versions.Numbers {
+		set[n] = true
+	}
+	for _, a := range m.Versions.Aliases {
+		n, err := src.Alias(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("alias %s: %w", a, err)
+		}
+		set[n] = true
+	}
+	if k := m.Versions.Latest; k > 0 {
+		all, err := src.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing versions: %w", err)
+		}
+		if len(all) == 0 {
+			return nil, fmt.Errorf("the source has no versions: %w", source.ErrNotFound)
+		}
+		slices.Sort(all)
+		for _, n := range all[max(0, len(all)-k):] {
+			set[n] = true
+		}
+	}
+	out := make([]int64, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// fetch downloads, verifies and publishes one version.
+func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model, src source.Source, v int64) (*modelrepo.Marker, error) {
+	s.setVersion(m.Name, v, "describing", nil)
+	desc, err := src.Describe(ctx, v)
+	if err != nil {
+		s.m.errors.WithLabelValues(m.Name, "describe").Inc()
+		s.setVersion(m.Name, v, "error", err)
+		return nil, err
+	}
+	st, err := s.o.Repo.Stage(m.Name, v, desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	s.setVersion(m.Name, v, "downloading", nil)
+	add, done := s.o.Progress.Start(m.Name, v, desc.Size())
+	start := time.Now()
+	err = src.Fetch(ctx, desc, st.VersionDir, func(n int64) {
+		add(n)
+		s.m.bytes.Add(float64(n))
+	})
+	done(err)
+	if err != nil {
+		s.m.errors.WithLabelValues(m.Name, "fetch").Inc()
+		s.setVersion(m.Name, v, "error", err)
+		if errors.Is(err, source.ErrDigestMismatch) {
+			s.o.Repo.Discard(st) // bad bytes: start over next time
+		}
+		return nil, err
+	}
+	s.m.fetchSeconds.Observe(time.Since(start).Seconds())
+	s.setVersion(m.Name, v, "verifying", nil)
+	if err := s.verify(c, m, st); err != nil {
+		s.m.errors.WithLabelValues(m.Name, "verify").Inc()
+		s.setVersion(m.Name, v, "error", err)
+		s.o.Repo.Discard(st)
+		return nil, err
+	}
+	mk := modelrepo.Marker{Origin: desc.Origin, Files: desc.Files}
+	if err := s.o.Repo.Publish(st, mk); err != nil {
+		s.setVersion(m.Name, v, "error", err)
+		return nil, err
+	}
+	s.setVersion(m.Name, v, "published", nil)
+	s.log.Info("version published", "model", m.Name, "version", v, "bytes", desc.Size(), "origin", desc.Origin, "duration", time.Since(start))
+	return s.o.Repo.Marker(m.Name, v)
+}
+
+// verify checks a staged version as Triton would load it: the config
+// generated for it (or shipped with it) completes and validates against
+// the model file.
+func (s *Syncer) verify(c *catalog.Catalog, m *catalog.Model, st *modelrepo.Stage) error {
+	cfg, err := s.baseConfig(c, m, st.VersionDir)
+	if err != nil {
+		return err
+	}
+	cfg.VersionPolicy = &inference.ModelVersionPolicy{PolicyChoice: &inference.ModelVersionPolicy_All_{All: &inference.ModelVersionPolicy_All{}}}
+	if err := os.WriteFile(filepath.Join(st.ModelDir, pbtxt.ConfigFile), pbtxt.Format(cfg), 0o644); err != nil {
+		return err
+	}
+	dir, err := pbtxt.ReadModelDir(st.ModelDir)
+	if err != nil {
+		return err
+	}
+	if _, ps := pbtxt.Complete(dir, s.server()); len(ps) > 0 {
+		return fmt.Errorf("Triton would not load it: %w", ps)
+	}
+	return os.Remove(filepath.Join(st.ModelDir, pbtxt.ConfigFile))
+}
+
+func (s *Syncer) server() pbtxt.Server {
+	srv := pbtxt.DefaultServer()
+	srv.GPUs = s.o.GPUs
+	return srv
+}
+
+// baseConfig is a version's config for this pool: the config.pbtxt shipped
+// with the version if any, else one generated from its ONNX model; the
+// pool's overrides applied; the catalog's name.
+func (s *Syncer) baseConfig(c *catalog.Catalog, m *catalog.Model, versionDir string) (*inference.ModelConfig, error) {
+	ov := c.Override(m, s.o.Pool)
+	shipped := filepath.Join(versionDir, pbtxt.ConfigFile)
+	if _, err := os.Stat(shipped); err == nil {
+		src, err := pbtxt.ParseFile(shipped)
+		if err != nil {
+			return nil, err
+		}
+		cfg := proto.Clone(src.Config).(*inference.ModelConfig)
+		cfg.Name = m.Name
+		return ov.Apply(cfg)
+	}
+	model := filepath.Join(versionDir, "model.onnx")
+	om, err := onnxmodel.Inspect(model)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no model.onnx (and no config.pbtxt) in the version: nothing Triton could load")
+		}
+		return nil, fmt.Errorf("model.onnx: %w", err)
+	}
+	cfg, ps := pbtxt.Generate(om, pbtxt.GenerateOptions{Name: m.Name, Pool: ov})
+	if len(ps) > 0 {
+		return nil, fmt.Errorf("generating config.pbtxt: %w", ps)
+	}
+	return cfg, nil
+}
+
+// config is the model's config.pbtxt for the wanted versions: from the
+// newest one.
+func (s *Syncer) config(c *catalog.Catalog, m *catalog.Model, want []int64) (*inference.ModelConfig, error) {
+	if len(want) == 0 {
+		return nil, errors.New("no version wanted")
+	}
+	newest := want[len(want)-1]
+	return s.baseConfig(c, m, filepath.Join(s.o.Repo.Root, m.Name, strconv.FormatInt(newest, 10)))
+}
+
+// writeConfig writes cfg with a version policy selecting exactly versions.
+func (s *Syncer) writeConfig(model string, cfg *inference.ModelConfig, versions []int64) (bool, error) {
+	c := proto.Clone(cfg).(*inference.ModelConfig)
+	c.VersionPolicy = &inference.ModelVersionPolicy{PolicyChoice: &inference.ModelVersionPolicy_Specific_{Specific: &inference.ModelVersionPolicy_Specific{Versions: versions}}}
+	return s.o.Repo.WriteConfig(model, pbtxt.Format(c))
+}
+
+// load makes Triton serve exactly the wanted versions without a gap: the
+// new ones are loaded next to the old (config lists both), checked ready and
+// warmed up; then the config lists only the wanted ones and the model is
+// reloaded, unloading the rest, which are then deleted.
+func (s *Syncer) load(ctx context.Context, m *catalog.Model, cfg *inference.ModelConfig, want []int64, published map[int64]*modelrepo.Marker, loaded map[int64]string, log *slog.Logger) error {
+	var serving []int64 // ready now and not wanted: keep until the new ones are routable
+	for v, st := range loaded {
+		if st == "READY" && !slices.Contains(want, v) && published[v] != nil {
+			serving = append(serving, v)
+		}
+	}
+	slices.Sort(serving)
+	var missing []int64
+	for _, v := range want {
+		if loaded[v] != "READY" {
+			missing = append(missing, v)
+		}
+	}
+	during := append(slices.Clone(want), serving...)
+	slices.Sort(during)
+	changed, err := s.writeConfig(m.Name, cfg, during)
+	if err != nil {
+		return err
+	}
+	if changed || len(missing) > 0 {
+		log.Info("loading", "versions", during, "new", missing)
+		for _, v := range missing {
+			s.setVersion(m.Name, v, "loading", nil)
+		}
+		if err := s.o.Triton.Load(ctx, m.Name); err != nil {
+			s.m.errors.WithLabelValues(m.Name, "load").Inc()
+			for _, v := range missing {
+				s.setVersion(m.Name, v, "error", err)
+			}
+			return err
+		}
+	}
+	for _, v := range missing {
+		if err := s.o.Triton.WaitReady(ctx, m.Name, v); err != nil {
+			s.m.errors.WithLabelValues(m.Name, "ready").Inc()
+			s.setVersion(m.Name, v, "error", err)
+			return err
+		}
+		s.setVersion(m.Name, v, "warming up", nil)
+		if err := s.o.Triton.WarmUp(ctx, m.Name, v, m.Warmup.Requests); err != nil {
+			s.m.errors.WithLabelValues(m.Name, "warmup").Inc()
+			s.setVersion(m.Name, v, "error", err)
+			return err
+		}
+		log.Info("version routable", "version", v)
+	}
+	for _, v := range want {
+		s.setVersion(m.Name, v, "routable", nil)
+	}
+	if len(serving) > 0 {
+		if _, err := s.writeConfig(m.Name, cfg, want); err != nil {
+			return err
+		}
+		log.Info("unloading old versions", "versions", serving)
+		if err := s.o.Triton.Load(ctx, m.Name); err != nil {
+			s.m.errors.WithLabelValues(m.Name, "unload").Inc()
+			return err
+		}
+	}
+	return s.removeVersions(ctx, m.Name, want, published)
+}
+
+// removeVersions deletes published versions no longer wanted (Triton has
+// unloaded them: the config no longer lists them and the model was
+// reloaded). Versions the syncer did not publish are left alone.
+func (s *Syncer) removeVersions(ctx context.Context, model string, want []int64, published map[int64]*modelrepo.Marker) error {
+	for v := range published {
+		if slices.Contains(want, v) {
+			continue
+		}
+		if s.o.Triton != nil {
+			if ok, _ := s.o.Triton.Ready(ctx, model, v); ok {
+				return fmt.Errorf("version %d is still loaded: not deleted", v)
+			}
+		}
+		if err := s.o.Repo.RemoveVersion(model, v); err != nil {
+			return err
+		}
+		s.m.removed.Inc()
+		s.forgetVersion(model, v)
+		s.log.Info("version removed", "model", model, "version", v)
+	}
+	return nil
+}
+
+// removeModel unloads a model the pool no longer serves and deletes it.
+func (s *Syncer) removeModel(ctx context.Context, name string) error {
+	if s.o.Triton != nil {
+		if err := s.o.Triton.Unload(ctx, name); err != nil {
+			return err
+		}
+	}
+	if err := s.o.Repo.RemoveModel(name); err != nil {
+		return err
+	}
+	s.m.removed.Inc()
+	s.log.Info("model removed", "model", name)
+	return nil
+}
+
+// gcStages removes staged downloads of versions nobody wants any more.
+func (s *Syncer) gcStages(c *catalog.Catalog, models []*catalog.Model) {
+	stages, err := s.o.Repo.Stages()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	keep := map[string]bool{}
+	for _, m := range models {
+		if ms := s.status.Models[m.Name]; ms != nil {
+			for v, vs := range ms.Versions {
+				if vs.State != "routable" && vs.State != "published" {
+					keep[m.Name+"."+strconv.FormatInt(v, 10)+"."] = true
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, st := range stages {
+		base := filepath.Base(st)
+		kept := false
+		for prefix := range keep {
+			if len(base) > len(prefix) && base[:len(prefix)] == prefix {
+				kept = true
+			}
+		}
+		if !kept {
+			os.RemoveAll(st)
+		}
+	}
+}
