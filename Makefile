@@ -13,6 +13,22 @@ INFERENCE_PROTOS := grpc_service.proto model_config.proto
 INFERENCE_PKG    := $(MODULE)/proto/inference
 ONNX_PKG         := $(MODULE)/proto/onnx
 
+# MLflow's REST schema (proto/README.md): each file is compiled under the name its importers
+# use (-I roots, most specific first: proto/mlflow/compat holds two forwarding files for the
+# names model_registry.proto imports) and generated next to itself (protoc-gen-go's module=
+# mode writes each file into the directory of its Go import path).
+MLFLOW_DIR      := proto/mlflow
+MLFLOW_PROTOS   := model_registry.proto databricks.proto scalapb/scalapb.proto mlflow_artifacts.proto \
+                   mlflow/protos/databricks.proto mlflow/protos/scalapb/scalapb.proto
+MLFLOW_INCLUDES := -I $(MLFLOW_DIR)/compat -I $(MLFLOW_DIR)/databricks -I $(MLFLOW_DIR)/artifacts -I $(MLFLOW_DIR)
+# file=import path;package name (scalapb.proto's own go_package would name its package "protos")
+MLFLOW_GO_PKGS  := model_registry.proto=$(MODULE)/proto/mlflow;mlflow \
+                   databricks.proto=$(MODULE)/proto/mlflow/databricks;databricks \
+                   scalapb/scalapb.proto=$(MODULE)/proto/mlflow/scalapb;scalapb \
+                   mlflow_artifacts.proto=$(MODULE)/proto/mlflow/artifacts;artifacts \
+                   mlflow/protos/databricks.proto=$(MODULE)/proto/mlflow/compat/mlflow/protos;protos \
+                   mlflow/protos/scalapb/scalapb.proto=$(MODULE)/proto/mlflow/compat/mlflow/protos/scalapb;scalapb
+
 ORT_VERSION := 1.24.3
 ORT_DIR     := .cache/onnxruntime/$(ORT_VERSION)
 ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
@@ -38,6 +54,10 @@ proto: ## regenerate Go code from the vendored .proto files
 	cd proto/onnx && protoc -I . \
 	  --go_out=. --go_opt=paths=source_relative --go_opt=Monnx.proto=$(ONNX_PKG) \
 	  onnx.proto
+	protoc $(MLFLOW_INCLUDES) \
+	  --go_out=. --go_opt=module=$(MODULE) \
+	  $(foreach m,$(MLFLOW_GO_PKGS),'--go_opt=M$(m)') \
+	  $(MLFLOW_PROTOS)
 
 proto-check: proto ## fail if the committed generated code differs from what `make proto` makes
 	@git diff --exit-code --stat -- proto/ || { echo "generated code in proto/ is stale: run 'make proto' and commit" >&2; exit 1; }
