@@ -116,6 +116,7 @@ type metrics struct {
 	published        prometheus.Counter
 	removed          prometheus.Counter
 	routable         *prometheus.GaugeVec
+	catalogReads     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -138,9 +139,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Versions (and models) unloaded and deleted."}),
 		routable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "syncer_version_routable",
 			Help: "1 for each model version loaded, ready and warmed up."}, []string{"model", "version"}),
+		catalogReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "syncer_catalog_reads_total",
+			Help: "Catalog reads that found a change, by result (ok; error: unreadable or invalid, the last good one stays)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.reconciles, m.reconcileSeconds, m.lastSuccess, m.errors, m.bytes, m.fetchSeconds, m.published, m.removed, m.routable)
+		reg.MustRegister(m.reconciles, m.reconcileSeconds, m.lastSuccess, m.errors, m.bytes, m.fetchSeconds, m.published, m.removed, m.routable, m.catalogReads)
 	}
 	return m
 }

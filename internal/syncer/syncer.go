@@ -283,7 +283,7 @@ func (s *Syncer) reconcileModel(ctx context.Context, c *catalog.Catalog, m *cata
 		}
 		mk, err := s.fetch(ctx, c, m, src, v)
 		if err != nil {
-			return fmt.Errorf("version %d: %w", v, err)
+			return err // sources name the version and the object
 		}
 		published[v] = mk
 		s.m.published.Inc()
@@ -370,6 +370,7 @@ func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model
 	s.m.fetchSeconds.Observe(time.Since(start).Seconds())
 	s.setVersion(m.Name, v, "verifying", nil)
 	if err := s.verify(c, m, st); err != nil {
+		err = fmt.Errorf("version %d (%s): %w", v, desc.Origin, err)
 		s.m.errors.WithLabelValues(m.Name, "verify").Inc()
 		s.setVersion(m.Name, v, "error", err)
 		s.o.Repo.Discard(st)

@@ -1,0 +1,419 @@
+// Command syncer puts the models of one Triton pool in place: it reads the
+// catalog, fetches the wanted versions from S3, the MLflow registry or a
+// local folder into Triton's model repository (verified, atomically), loads
+// them in Triton (explicit model control), waits for them, warms them up and
+// removes the versions no longer wanted. `syncer init` runs once (an init
+// container); `syncer watch` keeps reconciling (a sidecar). See docs/syncer.md.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tritongate/tritongate/internal/catalog"
+	"github.com/tritongate/tritongate/internal/modelrepo"
+	"github.com/tritongate/tritongate/internal/pbtxt"
+	"github.com/tritongate/tritongate/internal/source"
+	"github.com/tritongate/tritongate/internal/source/local"
+	"github.com/tritongate/tritongate/internal/source/mlflow"
+	s3src "github.com/tritongate/tritongate/internal/source/s3"
+	"github.com/tritongate/tritongate/internal/syncer"
+	"github.com/tritongate/tritongate/internal/triton"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// flags shared by init and watch.
+type flags struct {
+	catalog, pool, repository, staging, tritonAddr string
+	parallel, concurrency, gpus                    int
+	partSize                                       int64
+	s3Endpoint, s3Region                           string
+	s3PathStyle                                    bool
+	logLevel, progress                             string
+	tritonWait, timeout, interval, poll, retry     time.Duration
+	listen                                         string
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var f flags
+	root := &cobra.Command{
+		Use:   "syncer",
+		Short: "Put a Triton pool's models in place from S3, MLflow or a folder, and keep them there",
+		Long: `syncer reads the catalog (a YAML file or an s3:// object, see docs/catalog.md) and
+puts the models of one pool in place in Triton's model repository: each wanted
+version is downloaded into a staging directory on the same filesystem, verified
+(digests, the ONNX model, the generated config.pbtxt checked as Triton would load
+it), fsynced and renamed into place; Triton (explicit model control) loads the new
+versions next to the old ones, the syncer waits until they are ready, warms them
+up, and only then unloads and deletes the versions no longer wanted.
+
+  syncer init   once, for an init container: exits 0 when every model is in place,
+                non-zero with one line per model that is not
+  syncer watch  for a sidecar: reconciles on every catalog change and every
+                --interval; serves /status, /readyz and /metrics on --listen`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.catalog, "catalog", "", "the catalog: a YAML file or s3://bucket/key (required)")
+	pf.StringVar(&f.pool, "pool", "", "the pool this syncer serves (required)")
+	pf.StringVar(&f.repository, "repository", "/mnt/models", "Triton's model repository")
+	pf.StringVar(&f.staging, "staging", "", "staging directory on the repository's filesystem, outside it (default: a hidden sibling of --repository)")
+	pf.StringVar(&f.tritonAddr, "triton", "localhost:8001", "Triton's gRPC address, or none to only publish files")
+	pf.IntVar(&f.parallel, "parallel", 4, "models reconciled at once")
+	pf.IntVar(&f.concurrency, "concurrency", 16, "parallel S3 requests per version")
+	pf.Int64Var(&f.partSize, "part-size", 8<<20, "objects larger than this are fetched as parallel ranged GETs of this size")
+	pf.IntVar(&f.gpus, "gpus", pbtxt.AnyGPUs, "GPUs the configs are checked against (-1: not checked)")
+	pf.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL (overrides the catalog's s3.endpoint)")
+	pf.StringVar(&f.s3Region, "s3-region", "", "S3 region (overrides the catalog's s3.region)")
+	pf.BoolVar(&f.s3PathStyle, "s3-path-style", false, "path-style S3 addressing (S3-compatible servers)")
+	pf.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error (JSON logs on stderr)")
+	pf.StringVar(&f.progress, "progress", "auto", "download progress: bars, log or auto (bars on a terminal)")
+	pf.DurationVar(&f.tritonWait, "triton-wait", 5*time.Minute, "how long to wait for Triton to come up")
+
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Put the pool's models in place once, then exit (0: all in place)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInit(cmd.Context(), f, stderr)
+		},
+	}
+	initCmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up after this long")
+	initCmd.Flags().DurationVar(&f.retry, "retry", 10*time.Second, "wait between attempts while models are not in place")
+	watchCmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Keep the pool's models in place: reconcile on catalog changes and every --interval",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runWatch(cmd.Context(), f, stderr)
+		},
+	}
+	watchCmd.Flags().DurationVar(&f.interval, "interval", time.Minute, "reconcile at least this often (aliases and latest versions move at the source)")
+	watchCmd.Flags().DurationVar(&f.poll, "catalog-poll", 15*time.Second, "how often an s3:// catalog is checked for changes (files are watched)")
+	watchCmd.Flags().StringVar(&f.listen, "listen", ":8090", "HTTP address for /status, /readyz, /livez and /metrics")
+	root.AddCommand(initCmd, watchCmd)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "syncer: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// app is what both commands build.
+type app struct {
+	reader   syncer.CatalogReader
+	repo     *modelrepo.Repo
+	triton   *triton.Client
+	syncer   *syncer.Syncer
+	reg      *prometheus.Registry
+	log      *slog.Logger
+	closeAll func()
+}
+
+func (f flags) check() error {
+	switch {
+	case f.catalog == "":
+		return errors.New("--catalog is required (a YAML file or s3://bucket/key)")
+	case f.pool == "":
+		return errors.New("--pool is required (the pool this syncer serves, e.g. cpu)")
+	}
+	switch f.progress {
+	case "auto", "bars", "log":
+	default:
+		return fmt.Errorf("--progress %q: bars, log or auto", f.progress)
+	}
+	return nil
+}
+
+func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catalog, error) {
+	if err := f.check(); err != nil {
+		return nil, nil, err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, nil, fmt.Errorf("--log-level %q: debug, info, warn or error", f.logLevel)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("pool", f.pool)
+	a := &app{log: log, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The catalog first: its S3 settings configure the client that may
+	// have to read it... so an s3:// catalog is read with the flags' and
+	// environment's settings.
+	s3opts := s3src.ClientOptions{Endpoint: f.s3Endpoint, Region: f.s3Region, PathStyle: f.s3PathStyle, MaxConns: 2 * f.concurrency}
+	var s3mu sync.Mutex // sources are made from parallel model workers
+	var s3client *awss3.Client
+	getS3 := func() (*awss3.Client, error) {
+		s3mu.Lock()
+		defer s3mu.Unlock()
+		if s3client != nil {
+			return s3client, nil
+		}
+		c, err := s3src.NewClient(ctx, s3opts)
+		if err != nil {
+			return nil, err
+		}
+		s3client = c
+		return c, nil
+	}
+	if strings.HasPrefix(f.catalog, "s3://") {
+		c, err := getS3()
+		if err != nil {
+			return nil, nil, err
+		}
+		a.reader = &s3Catalog{uri: f.catalog, client: c}
+	} else {
+		a.reader = fileCatalog(f.catalog)
+	}
+	data, _, err := a.reader.Read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cat, err := catalog.Parse(a.reader.Name(), data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s3client == nil {
+		// Settings from the catalog, under the flags.
+		if s3opts.Endpoint == "" {
+			s3opts.Endpoint = cat.S3.Endpoint
+		}
+		if s3opts.Region == "" {
+			s3opts.Region = cat.S3.Region
+		}
+		s3opts.PathStyle = s3opts.PathStyle || cat.S3.PathStyle
+	}
+
+	repo, err := modelrepo.Open(f.repository, f.staging)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.repo = repo
+	if f.tritonAddr != "none" {
+		a.triton, err = triton.Dial(f.tritonAddr, triton.Timeouts{})
+		if err != nil {
+			repo.Close()
+			return nil, nil, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, f.tritonWait)
+		err = a.triton.WaitLive(wctx)
+		cancel()
+		if err != nil {
+			repo.Close()
+			return nil, nil, fmt.Errorf("Triton at %s: %w", f.tritonAddr, err)
+		}
+	}
+	var storeMu sync.Mutex
+	var s3store *s3src.Store
+	store := func() (*s3src.Store, error) {
+		storeMu.Lock()
+		defer storeMu.Unlock()
+		if s3store != nil {
+			return s3store, nil
+		}
+		cl, err := getS3()
+		if err != nil {
+			return nil, err
+		}
+		s3store = s3src.NewStore(s3src.Options{Client: cl, Concurrency: f.concurrency, PartSize: f.partSize, Logger: log})
+		return s3store, nil
+	}
+	sources := func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
+		kind, where, err := catalog.SourceOf(m.Source)
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case catalog.S3:
+			st, err := store()
+			if err != nil {
+				return nil, err
+			}
+			return st.Model(where)
+		case catalog.MLflow:
+			o, err := mlflow.OptionsFromEnv(os.Getenv)
+			if err != nil {
+				return nil, err
+			}
+			if c.MLflow.TrackingURI != "" {
+				o.BaseURL = c.MLflow.TrackingURI
+			}
+			if o.BaseURL == "" {
+				return nil, errors.New("no MLflow server: set mlflow.tracking_uri in the catalog or MLFLOW_TRACKING_URI")
+			}
+			cl, err := mlflow.New(o)
+			if err != nil {
+				return nil, err
+			}
+			st, err := store()
+			if err != nil {
+				return nil, err
+			}
+			return mlflow.NewSource(cl, where, st), nil
+		default:
+			return local.New(where), nil
+		}
+	}
+	var progress syncer.Progress
+	closeProgress := func() {}
+	useBars := f.progress == "bars" || (f.progress == "auto" && isTerminal(stderr))
+	if useBars {
+		b := newBars(stderr)
+		progress, closeProgress = b, b.Wait
+	} else {
+		lp := newLogProgress(log, 5*time.Second)
+		progress, closeProgress = lp, lp.Close
+	}
+	a.syncer = syncer.New(syncer.Options{Pool: f.pool, Repo: repo, Triton: a.triton, Sources: sources, Parallel: f.parallel,
+		GPUs: f.gpus, Progress: progress, Logger: log, Registerer: a.reg})
+	a.closeAll = func() {
+		closeProgress()
+		if a.triton != nil {
+			a.triton.Close()
+		}
+		repo.Close()
+	}
+	return a, cat, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func runInit(ctx context.Context, f flags, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	a, cat, err := setup(ctx, f, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.closeAll()
+	res := a.syncer.Init(ctx, cat, f.retry)
+	if !res.OK() {
+		return fmt.Errorf("%d of %d models of pool %s not in place:\n%w", len(res.Failed), res.Models, f.pool, res.Err())
+	}
+	a.log.Info("every model in place", "models", res.Models)
+	return nil
+}
+
+func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
+	a, _, err := setup(ctx, f, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.closeAll()
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.syncer.Handler(a.reg, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(lis)
+	defer srv.Close()
+	trigger := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case trigger <- struct{}{}:
+		default:
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			poke()
+		}
+	}()
+	poll := f.poll
+	if fc, ok := a.reader.(fileCatalog); ok {
+		if w, err := fsnotify.NewWatcher(); err == nil {
+			defer w.Close()
+			if err := w.Add(filepath.Dir(string(fc))); err == nil {
+				go func() {
+					for range w.Events {
+						poke()
+					}
+				}()
+			}
+		}
+	}
+	a.log.Info("watching", "catalog", a.reader.Name(), "listen", lis.Addr().String(), "interval", f.interval)
+	return a.syncer.Watch(ctx, a.reader, f.interval, poll, trigger)
+}
+
+// fileCatalog reads the catalog from a file (a ConfigMap mount).
+type fileCatalog string
+
+func (p fileCatalog) Name() string { return string(p) }
+
+func (p fileCatalog) Read(context.Context) ([]byte, string, error) {
+	b, err := os.ReadFile(string(p))
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:]), nil
+}
+
+// s3Catalog reads the catalog from an S3 object; its ETag tells changes.
+type s3Catalog struct {
+	uri    string
+	client *awss3.Client
+}
+
+func (s *s3Catalog) Name() string { return s.uri }
+
+func (s *s3Catalog) Read(ctx context.Context) ([]byte, string, error) {
+	bucket, key, err := s3src.ParseURI(s.uri)
+	if err != nil {
+		return nil, "", err
+	}
+	key = strings.TrimSuffix(key, "/")
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the catalog %s: %w", s.uri, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, 16<<20))
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the catalog %s: %w", s.uri, err)
+	}
+	tag := ""
+	if out.ETag != nil {
+		tag = *out.ETag
+	}
+	return b, tag, nil
+}

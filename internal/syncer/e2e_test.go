@@ -1,0 +1,322 @@
+package syncer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/tritongate/tritongate/internal/catalog"
+	"github.com/tritongate/tritongate/internal/source"
+	"github.com/tritongate/tritongate/internal/source/local"
+	"github.com/tritongate/tritongate/internal/source/mlflow"
+	"github.com/tritongate/tritongate/internal/source/mlflow/mlflowtest"
+	s3src "github.com/tritongate/tritongate/internal/source/s3"
+	"github.com/tritongate/tritongate/proto/inference"
+)
+
+// fakeS3 is gofakes3 behind a handler that counts object GETs and can
+// refuse keys (403) or pretend they are gone (404).
+type fakeS3 struct {
+	backend *s3mem.Backend
+	next    http.Handler
+	srv     *httptest.Server
+	mu      sync.Mutex
+	gets    int // object GETs (not listings)
+	lists   int
+	deny    map[string]int // "bucket/key" → status to answer
+}
+
+func newFakeS3(t *testing.T, buckets ...string) *fakeS3 {
+	t.Helper()
+	f := &fakeS3{backend: s3mem.New(), deny: map[string]int{}}
+	f.next = gofakes3.New(f.backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
+	f.srv = httptest.NewUnstartedServer(f)
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	f.srv.Start()
+	t.Cleanup(f.srv.Close)
+	for _, b := range buckets {
+		if err := f.backend.CreateBucket(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	isObject := strings.Contains(path, "/") && !strings.HasSuffix(path, "/")
+	f.mu.Lock()
+	switch {
+	case r.Method == http.MethodGet && isObject:
+		f.gets++
+	case r.Method == http.MethodGet:
+		f.lists++
+	}
+	status := f.deny[path]
+	f.mu.Unlock()
+	if status != 0 && isObject {
+		code := map[int]string{403: "AccessDenied", 404: "NoSuchKey"}[status]
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>refused by the test</Message></Error>`, code)
+		return
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+func (f *fakeS3) put(t *testing.T, bucket, key string, data []byte) {
+	t.Helper()
+	if _, err := f.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putVersion uploads a version's files with a manifest of their SHA-256.
+func (f *fakeS3) putVersion(t *testing.T, bucket, prefix string, files map[string][]byte) {
+	t.Helper()
+	var m source.Manifest
+	for p, b := range files {
+		f.put(t, bucket, prefix+p, b)
+		sum := sha256.Sum256(b)
+		m.Files = append(m.Files, source.ManifestEntry{Path: p, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	mb, _ := json.Marshal(m)
+	f.put(t, bucket, prefix+source.ManifestFile, mb)
+}
+
+func (f *fakeS3) counts() (gets, lists int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gets, f.lists
+}
+
+func (f *fakeS3) reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets, f.lists = 0, 0
+}
+
+func (f *fakeS3) refuse(bucketKey string, status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deny[bucketKey] = status
+}
+
+// realSources builds sources as cmd/syncer does, against the fakes.
+func realSources(t *testing.T, s3 *fakeS3) func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
+	cl, err := s3src.NewClient(context.Background(), s3src.ClientOptions{Region: "us-east-1", Endpoint: s3.srv.URL, PathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}, nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := s3src.NewStore(s3src.Options{Client: cl, RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond, Retries: 1})
+	return func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
+		kind, where, err := catalog.SourceOf(m.Source)
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case catalog.S3:
+			return store.Model(where)
+		case catalog.MLflow:
+			mc, err := mlflow.New(mlflow.Options{BaseURL: c.MLflow.TrackingURI, Retries: -1})
+			if err != nil {
+				return nil, err
+			}
+			return mlflow.NewSource(mc, where, store), nil
+		}
+		return local.New(where), nil
+	}
+}
+
+func inferLoop(ctx context.Context, e *env, model string, stop *atomic.Bool, ok, failed *atomic.Int64, firstErr *atomic.Value, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for !stop.Load() {
+		req := mnistRequest()
+		req.ModelName = model
+		if _, err := e.lite.Client.ModelInfer(ctx, req); err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err)
+		} else {
+			ok.Add(1)
+		}
+	}
+}
+
+// TestEndToEnd: models from S3 and from the MLflow registry (artifacts in
+// S3 and behind MLflow's artifacts proxy) sync, load and serve; moving the
+// champion alias to a new version makes it the one served, with no failed
+// inference while it happens; a resync with nothing changed GETs nothing.
+func TestEndToEnd(t *testing.T) {
+	mnist := model(t, "mnist.onnx")
+	dyn := model(t, "example_dynamic_axes.onnx")
+	s3 := newFakeS3(t, "models", "mlflow")
+	s3.putVersion(t, "models", "digits/1/", map[string][]byte{"model.onnx": mnist})
+	s3.putVersion(t, "models", "digits/2/", map[string][]byte{"model.onnx": mnist})
+	s3.put(t, "models", "digits/README", []byte("not a version"))
+	for _, v := range []string{"1", "2"} {
+		s3.put(t, "mlflow", "artifacts/ranker/"+v+"/model.onnx", mnist) // no manifest: MD5 of the ETag
+		s3.put(t, "mlflow", "artifacts/ranker/"+v+"/MLmodel", []byte("flavors:\n  onnx: {data: model.onnx}\n"))
+	}
+	reg := mlflowtest.New()
+	mls := httptest.NewServer(reg)
+	t.Cleanup(mls.Close)
+	reg.CreateModel("ranker")
+	for _, v := range []string{"1", "2"} {
+		if _, err := reg.CreateVersion("ranker", "s3://mlflow/artifacts/ranker/"+v+"/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg.SetAlias("ranker", "champion", 1)
+	reg.CreateModel("shapes")
+	if _, err := reg.CreateVersion("shapes", "mlflow-artifacts:/shapes/1"); err != nil {
+		t.Fatal(err)
+	}
+	reg.PutArtifact("shapes/1/model.onnx", dyn)
+
+	e := newEnv(t, realSources(t, s3))
+	cat := parse(t, `
+mlflow: {tracking_uri: "`+mls.URL+`"}
+defaults: {pools: [cpu], warmup: {requests: 2}}
+models:
+  - {name: digits, source: "s3://models/digits/", versions: {latest: 1}}
+  - {name: ranker, source: "mlflow:ranker", versions: {aliases: [champion]}}
+  - {name: shapes, source: "mlflow:shapes", versions: {numbers: [1]}}
+`)
+	ctx := context.Background()
+	if res := e.syncer.Reconcile(ctx, cat); !res.OK() {
+		t.Fatal(res.Err())
+	}
+	if got := e.index(t); got != "digits/2:READY ranker/1:READY shapes/1:READY" {
+		t.Fatalf("Triton has %q", got)
+	}
+	for _, m := range []string{"digits", "ranker"} {
+		req := mnistRequest()
+		req.ModelName = m
+		if _, err := e.lite.Client.ModelInfer(ctx, req); err != nil {
+			t.Errorf("%s: %v", m, err)
+		}
+	}
+	md, err := e.lite.Client.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: "shapes"})
+	if err != nil || len(md.Inputs) == 0 {
+		t.Errorf("shapes metadata %v %v", md, err)
+	}
+
+	// The champion moves to version 2 while clients infer.
+	var stop atomic.Bool
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go inferLoop(ctx, e, "ranker", &stop, &ok, &failed, &firstErr, &wg)
+	}
+	reg.SetAlias("ranker", "champion", 2)
+	res := e.syncer.Reconcile(ctx, cat)
+	time.Sleep(50 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if !res.OK() {
+		t.Fatal(res.Err())
+	}
+	t.Logf("%d inferences while the alias moved, %d failed", ok.Load(), failed.Load())
+	if failed.Load() > 0 || ok.Load() == 0 {
+		t.Errorf("%d of %d inferences failed while the alias moved: %v", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
+	}
+	if got := e.index(t); got != "digits/2:READY ranker/2:READY shapes/1:READY" {
+		t.Errorf("after the alias moved Triton has %q", got)
+	}
+
+	// Nothing changed: no object is downloaded again.
+	s3.reset()
+	if res := e.syncer.Reconcile(ctx, cat); !res.OK() {
+		t.Fatal(res.Err())
+	}
+	if gets, lists := s3.counts(); gets != 0 {
+		t.Errorf("a resync with nothing changed made %d GETs (%d listings)", gets, lists)
+	}
+}
+
+// TestBadSourcesAreNamedAndContained: a corrupted download, a missing
+// object, a refused object and a traversal key are each refused with an
+// error naming the model, version and object; nothing of them is
+// published; the other models are in place.
+func TestBadSourcesAreNamedAndContained(t *testing.T) {
+	mnist := model(t, "mnist.onnx")
+	s3 := newFakeS3(t, "models")
+	s3.putVersion(t, "models", "good/1/", map[string][]byte{"model.onnx": mnist})
+	// corrupt: the manifest's digest is not the file's.
+	s3.put(t, "models", "corrupt/1/model.onnx", mnist)
+	s3.put(t, "models", "corrupt/1/"+source.ManifestFile, []byte(fmt.Sprintf(`{"files":[{"path":"model.onnx","size":%d,"sha256":"%s"}]}`, len(mnist), strings.Repeat("0", 64))))
+	s3.putVersion(t, "models", "missing/1/", map[string][]byte{"model.onnx": mnist})
+	s3.refuse("models/missing/1/model.onnx", 404)
+	s3.putVersion(t, "models", "denied/1/", map[string][]byte{"model.onnx": mnist})
+	s3.refuse("models/denied/1/model.onnx", 403)
+	s3.put(t, "models", "escape/1/model.onnx", mnist)
+	s3.put(t, "models", "escape/1/sub/../../../etc/passwd", []byte("x"))
+	e := newEnv(t, realSources(t, s3))
+	cat := parse(t, `
+defaults: {pools: [cpu], versions: {numbers: [1]}}
+models:
+  - {name: good, source: "s3://models/good/"}
+  - {name: corrupt, source: "s3://models/corrupt/"}
+  - {name: missing, source: "s3://models/missing/"}
+  - {name: denied, source: "s3://models/denied/"}
+  - {name: escape, source: "s3://models/escape/"}
+`)
+	res := e.syncer.Reconcile(context.Background(), cat)
+	want := map[string]struct {
+		is   error
+		text string
+	}{
+		"corrupt": {source.ErrDigestMismatch, "s3://models/corrupt/1/model.onnx"},
+		"missing": {source.ErrNotFound, "s3://models/missing/1/model.onnx"},
+		"denied":  {source.ErrAccessDenied, "s3://models/denied/1/model.onnx"},
+		"escape":  {nil, "escape/1/sub/../../../etc/passwd"},
+	}
+	if len(res.Failed) != len(want) {
+		t.Errorf("failed: %v", res.Failed)
+	}
+	for name, w := range want {
+		err := res.Failed[name]
+		if err == nil {
+			t.Errorf("%s: synced", name)
+			continue
+		}
+		full := fmt.Sprintf("model %s: %v", name, err)
+		if (w.is != nil && !errors.Is(err, w.is)) || !strings.Contains(full, w.text) || !strings.Contains(full, "version 1") {
+			t.Errorf("%s: %q, want %v naming %q and the version", name, full, w.is, w.text)
+		}
+		if got := e.versionsOnDisk(t, name); got != "" {
+			t.Errorf("%s published: %s", name, got)
+		}
+	}
+	t.Logf("errors as reported:\n%v", res.Err())
+	if got := e.index(t); got != "good/1:READY" {
+		t.Errorf("Triton has %q", got)
+	}
+	// A bad catalog is refused whole; the last good one stays (see Watch).
+	if _, err := catalog.Parse("catalog.yaml", []byte("models:\n  - name: x\n    source: s3://models/x/\n    pools: [cpu]\n    verisons: {latest: 1}\n")); err == nil ||
+		!strings.Contains(err.Error(), "catalog.yaml:5:5: models[0].verisons: unknown field") {
+		t.Errorf("bad catalog: %v", err)
+	}
+}

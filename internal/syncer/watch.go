@@ -1,0 +1,129 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tritongate/tritongate/internal/catalog"
+)
+
+// CatalogReader reads the catalog document; tag identifies its version
+// (an ETag, a modification time) so unchanged documents are not re-parsed.
+type CatalogReader interface {
+	Read(ctx context.Context) (data []byte, tag string, err error)
+	// Name is where it is read from, for messages.
+	Name() string
+}
+
+// Watch reconciles on every catalog change and at least every interval,
+// until ctx ends. A catalog that cannot be read or is invalid is reported
+// and the last good one stays in effect. poll is how often the catalog is
+// re-read (0: only on trigger and interval); trigger wakes it early (file
+// change notifications, SIGHUP).
+func (s *Syncer) Watch(ctx context.Context, r CatalogReader, interval, poll time.Duration, trigger <-chan struct{}) error {
+	var current *catalog.Catalog
+	var lastTag string
+	var next time.Time // when the next reconcile is due
+	for {
+		c, tag, err := s.readCatalog(ctx, r, lastTag)
+		switch {
+		case err != nil:
+			s.m.catalogReads.WithLabelValues("error").Inc()
+			s.log.Error("catalog not read; the last good one stays in effect", "catalog", r.Name(), "error", err)
+		case c != nil:
+			s.m.catalogReads.WithLabelValues("ok").Inc()
+			if current != nil {
+				s.log.Info("catalog changed", "catalog", r.Name(), "digest", c.Digest)
+			}
+			current, lastTag, next = c, tag, time.Time{}
+		}
+		if current != nil && !time.Now().Before(next) {
+			s.Reconcile(ctx, current)
+			next = time.Now().Add(interval)
+		}
+		wait := time.Until(next)
+		if poll > 0 && poll < wait {
+			wait = poll
+		}
+		if current == nil {
+			wait = min(poll, 5*time.Second) // no catalog yet: try again soon
+			if wait <= 0 {
+				wait = 5 * time.Second
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-trigger:
+			next = time.Time{}
+		case <-time.After(wait):
+		}
+	}
+}
+
+// readCatalog reads and parses the catalog if its tag changed (nil, "", nil
+// when unchanged).
+func (s *Syncer) readCatalog(ctx context.Context, r CatalogReader, lastTag string) (*catalog.Catalog, string, error) {
+	data, tag, err := r.Read(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if tag != "" && tag == lastTag {
+		return nil, "", nil
+	}
+	c, err := catalog.Parse(r.Name(), data)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, tag, nil
+}
+
+// Handler serves /status (JSON), /readyz (200 once every model is in place
+// after the last reconcile, 503 otherwise) and /livez.
+func (s *Syncer) Handler(reg prometheus.Gatherer, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(s.Status())
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := s.Status()
+		if !st.Ready {
+			http.Error(w, "not every model is in place: see /status", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	if metrics != nil {
+		mux.Handle("/metrics", metrics)
+	}
+	return mux
+}
+
+// ErrNotInPlace is returned by Init when models are not in place.
+var ErrNotInPlace = errors.New("not every model is in place")
+
+// Init reconciles until every model is in place or ctx ends (retrying
+// failures after backoff, e.g. a Triton still starting), and returns the
+// last result.
+func (s *Syncer) Init(ctx context.Context, c *catalog.Catalog, retry time.Duration) Result {
+	for {
+		res := s.Reconcile(ctx, c)
+		if res.OK() {
+			return res
+		}
+		select {
+		case <-ctx.Done():
+			return res
+		case <-time.After(retry):
+		}
+	}
+}
