@@ -88,7 +88,7 @@ up, and only then unloads and deletes the versions no longer wanted.
 	pf.StringVar(&f.repository, "repository", "/mnt/models", "Triton's model repository")
 	pf.StringVar(&f.staging, "staging", "", "staging directory on the repository's filesystem, outside it (default: a hidden sibling of --repository)")
 	pf.StringVar(&f.tritonAddr, "triton", "localhost:8001", "Triton's gRPC address, or none to only publish files")
-	pf.IntVar(&f.parallel, "parallel", 4, "models reconciled at once")
+	pf.IntVar(&f.parallel, "parallel", 4, "models fetched and loaded at once (models needing nothing are checked 32 at a time)")
 	pf.IntVar(&f.concurrency, "concurrency", 16, "parallel S3 requests per version")
 	pf.Int64Var(&f.partSize, "part-size", 8<<20, "objects larger than this are fetched as parallel ranged GETs of this size")
 	pf.IntVar(&f.gpus, "gpus", pbtxt.AnyGPUs, "GPUs the configs are checked against (-1: not checked)")

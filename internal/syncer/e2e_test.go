@@ -1,16 +1,9 @@
 package syncer_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -19,8 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/tritongate/tritongate/internal/catalog"
 	"github.com/tritongate/tritongate/internal/source"
@@ -28,102 +19,15 @@ import (
 	"github.com/tritongate/tritongate/internal/source/mlflow"
 	"github.com/tritongate/tritongate/internal/source/mlflow/mlflowtest"
 	s3src "github.com/tritongate/tritongate/internal/source/s3"
+	"github.com/tritongate/tritongate/internal/source/s3/s3test"
 	"github.com/tritongate/tritongate/proto/inference"
 )
 
-// fakeS3 is gofakes3 behind a handler that counts object GETs and can
-// refuse keys (403) or pretend they are gone (404).
-type fakeS3 struct {
-	backend *s3mem.Backend
-	next    http.Handler
-	srv     *httptest.Server
-	mu      sync.Mutex
-	gets    int // object GETs (not listings)
-	lists   int
-	deny    map[string]int // "bucket/key" → status to answer
-}
-
-func newFakeS3(t *testing.T, buckets ...string) *fakeS3 {
-	t.Helper()
-	f := &fakeS3{backend: s3mem.New(), deny: map[string]int{}}
-	f.next = gofakes3.New(f.backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
-	f.srv = httptest.NewUnstartedServer(f)
-	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	f.srv.Start()
-	t.Cleanup(f.srv.Close)
-	for _, b := range buckets {
-		if err := f.backend.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return f
-}
-
-func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, "/")
-	isObject := strings.Contains(path, "/") && !strings.HasSuffix(path, "/")
-	f.mu.Lock()
-	switch {
-	case r.Method == http.MethodGet && isObject:
-		f.gets++
-	case r.Method == http.MethodGet:
-		f.lists++
-	}
-	status := f.deny[path]
-	f.mu.Unlock()
-	if status != 0 && isObject {
-		code := map[int]string{403: "AccessDenied", 404: "NoSuchKey"}[status]
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>refused by the test</Message></Error>`, code)
-		return
-	}
-	f.next.ServeHTTP(w, r)
-}
-
-func (f *fakeS3) put(t *testing.T, bucket, key string, data []byte) {
-	t.Helper()
-	if _, err := f.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// putVersion uploads a version's files with a manifest of their SHA-256.
-func (f *fakeS3) putVersion(t *testing.T, bucket, prefix string, files map[string][]byte) {
-	t.Helper()
-	var m source.Manifest
-	for p, b := range files {
-		f.put(t, bucket, prefix+p, b)
-		sum := sha256.Sum256(b)
-		m.Files = append(m.Files, source.ManifestEntry{Path: p, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
-	}
-	mb, _ := json.Marshal(m)
-	f.put(t, bucket, prefix+source.ManifestFile, mb)
-}
-
-func (f *fakeS3) counts() (gets, lists int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.gets, f.lists
-}
-
-func (f *fakeS3) reset() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gets, f.lists = 0, 0
-}
-
-func (f *fakeS3) refuse(bucketKey string, status int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.deny[bucketKey] = status
-}
-
 // realSources builds sources as cmd/syncer does, against the fakes.
-func realSources(t *testing.T, s3 *fakeS3) func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
-	cl, err := s3src.NewClient(context.Background(), s3src.ClientOptions{Region: "us-east-1", Endpoint: s3.srv.URL, PathStyle: true,
+func realSources(t testing.TB, s3 *s3test.Server) func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
+	cl, err := s3src.NewClient(context.Background(), s3src.ClientOptions{Region: s3test.Region, Endpoint: s3.URL, PathStyle: true,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}, nil
+			return aws.Credentials{AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey}, nil
 		})})
 	if err != nil {
 		t.Fatal(err)
@@ -169,13 +73,13 @@ func inferLoop(ctx context.Context, e *env, model string, stop *atomic.Bool, ok,
 func TestEndToEnd(t *testing.T) {
 	mnist := model(t, "mnist.onnx")
 	dyn := model(t, "example_dynamic_axes.onnx")
-	s3 := newFakeS3(t, "models", "mlflow")
-	s3.putVersion(t, "models", "digits/1/", map[string][]byte{"model.onnx": mnist})
-	s3.putVersion(t, "models", "digits/2/", map[string][]byte{"model.onnx": mnist})
-	s3.put(t, "models", "digits/README", []byte("not a version"))
+	s3 := s3test.New(t, "models", "mlflow")
+	s3.PutVersion(t, "models", "digits/1/", map[string][]byte{"model.onnx": mnist})
+	s3.PutVersion(t, "models", "digits/2/", map[string][]byte{"model.onnx": mnist})
+	s3.Put(t, "models", "digits/README", []byte("not a version"))
 	for _, v := range []string{"1", "2"} {
-		s3.put(t, "mlflow", "artifacts/ranker/"+v+"/model.onnx", mnist) // no manifest: MD5 of the ETag
-		s3.put(t, "mlflow", "artifacts/ranker/"+v+"/MLmodel", []byte("flavors:\n  onnx: {data: model.onnx}\n"))
+		s3.Put(t, "mlflow", "artifacts/ranker/"+v+"/model.onnx", mnist) // no manifest: MD5 of the ETag
+		s3.Put(t, "mlflow", "artifacts/ranker/"+v+"/MLmodel", []byte("flavors:\n  onnx: {data: model.onnx}\n"))
 	}
 	reg := mlflowtest.New()
 	mls := httptest.NewServer(reg)
@@ -247,11 +151,11 @@ models:
 	}
 
 	// Nothing changed: no object is downloaded again.
-	s3.reset()
+	s3.Reset()
 	if res := e.syncer.Reconcile(ctx, cat); !res.OK() {
 		t.Fatal(res.Err())
 	}
-	if gets, lists := s3.counts(); gets != 0 {
+	if gets, lists := s3.Counts(); gets != 0 {
 		t.Errorf("a resync with nothing changed made %d GETs (%d listings)", gets, lists)
 	}
 }
@@ -262,17 +166,17 @@ models:
 // published; the other models are in place.
 func TestBadSourcesAreNamedAndContained(t *testing.T) {
 	mnist := model(t, "mnist.onnx")
-	s3 := newFakeS3(t, "models")
-	s3.putVersion(t, "models", "good/1/", map[string][]byte{"model.onnx": mnist})
+	s3 := s3test.New(t, "models")
+	s3.PutVersion(t, "models", "good/1/", map[string][]byte{"model.onnx": mnist})
 	// corrupt: the manifest's digest is not the file's.
-	s3.put(t, "models", "corrupt/1/model.onnx", mnist)
-	s3.put(t, "models", "corrupt/1/"+source.ManifestFile, []byte(fmt.Sprintf(`{"files":[{"path":"model.onnx","size":%d,"sha256":"%s"}]}`, len(mnist), strings.Repeat("0", 64))))
-	s3.putVersion(t, "models", "missing/1/", map[string][]byte{"model.onnx": mnist})
-	s3.refuse("models/missing/1/model.onnx", 404)
-	s3.putVersion(t, "models", "denied/1/", map[string][]byte{"model.onnx": mnist})
-	s3.refuse("models/denied/1/model.onnx", 403)
-	s3.put(t, "models", "escape/1/model.onnx", mnist)
-	s3.put(t, "models", "escape/1/sub/../../../etc/passwd", []byte("x"))
+	s3.Put(t, "models", "corrupt/1/model.onnx", mnist)
+	s3.Put(t, "models", "corrupt/1/"+source.ManifestFile, []byte(fmt.Sprintf(`{"files":[{"path":"model.onnx","size":%d,"sha256":"%s"}]}`, len(mnist), strings.Repeat("0", 64))))
+	s3.PutVersion(t, "models", "missing/1/", map[string][]byte{"model.onnx": mnist})
+	s3.Refuse("models/missing/1/model.onnx", 404)
+	s3.PutVersion(t, "models", "denied/1/", map[string][]byte{"model.onnx": mnist})
+	s3.Refuse("models/denied/1/model.onnx", 403)
+	s3.Put(t, "models", "escape/1/model.onnx", mnist)
+	s3.Put(t, "models", "escape/1/sub/../../../etc/passwd", []byte("x"))
 	e := newEnv(t, realSources(t, s3))
 	cat := parse(t, `
 defaults: {pools: [cpu], versions: {numbers: [1]}}

@@ -53,8 +53,13 @@ type Options struct {
 	// Triton is the server to load into; nil only publishes (no loading).
 	Triton  *triton.Client
 	Sources SourceFor
-	// Parallel is how many models are reconciled at once (default 4).
+	// Parallel is how many models are fetched and loaded at once (default
+	// 4). Checking models that need nothing is cheap and runs wider
+	// (CheckParallel).
 	Parallel int
+	// CheckParallel is how many models are checked at once: listed at
+	// their source and compared with what is in place (default 32).
+	CheckParallel int
 	// GPUs is the number of GPUs configs are checked against (pbtxt.AnyGPUs
 	// for unknown; 0 for a CPU pool).
 	GPUs     int
@@ -70,6 +75,8 @@ type Syncer struct {
 	log *slog.Logger
 	m   *metrics
 
+	heavy chan struct{} // Parallel slots for fetching and loading
+
 	mu     sync.Mutex
 	status Status
 }
@@ -79,15 +86,30 @@ func New(o Options) *Syncer {
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}
+	if o.CheckParallel <= 0 {
+		o.CheckParallel = 32
+	}
+	o.CheckParallel = max(o.CheckParallel, o.Parallel)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer)}
+	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer), heavy: make(chan struct{}, o.Parallel)}
 	s.status = Status{Pool: o.Pool, Models: map[string]*ModelStatus{}}
 	return s
+}
+
+// acquire takes one of the Parallel slots for heavy work (a download, a
+// load and warm-up).
+func (s *Syncer) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case s.heavy <- struct{}{}:
+		return func() { <-s.heavy }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 type noProgress struct{}
@@ -158,7 +180,7 @@ func (s *Syncer) Reconcile(ctx context.Context, c *catalog.Catalog) Result {
 
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, s.o.Parallel)
+	sem := make(chan struct{}, s.o.CheckParallel)
 	for _, m := range models {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -276,12 +298,17 @@ func (s *Syncer) reconcileModel(ctx context.Context, c *catalog.Catalog, m *cata
 	}
 	s.setWanted(ms, want)
 
-	// Fetch, verify and publish what is missing.
+	// Fetch, verify and publish what is missing, Parallel models at a time.
 	for _, v := range want {
 		if mk := published[v]; mk != nil {
 			continue // versions are immutable: a marker means it is here
 		}
+		release, err := s.acquire(ctx)
+		if err != nil {
+			return err
+		}
 		mk, err := s.fetch(ctx, c, m, src, v)
+		release()
 		if err != nil {
 			return err // sources name the version and the object
 		}
@@ -486,6 +513,11 @@ func (s *Syncer) load(ctx context.Context, m *catalog.Model, cfg *inference.Mode
 		return err
 	}
 	if changed || len(missing) > 0 {
+		release, err := s.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
 		log.Info("loading", "versions", during, "new", missing)
 		for _, v := range missing {
 			s.setVersion(m.Name, v, "loading", nil)

@@ -29,7 +29,7 @@ import (
 )
 
 // model returns the bytes of one of the bundled ONNX models.
-func model(t *testing.T, name string) []byte {
+func model(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "onnx", "models", name))
 	if err != nil {
@@ -58,7 +58,7 @@ type env struct {
 	reg    *prometheus.Registry
 }
 
-func newEnv(t *testing.T, sources syncer.SourceFor) *env {
+func newEnv(t testing.TB, sources syncer.SourceFor) *env {
 	t.Helper()
 	wd, _ := os.Getwd()
 	if err := ort.Init(ort.LibraryPath(wd)); err != nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -80,6 +81,20 @@ func (Backend) NewExecutor(_ context.Context, inst tritonlite.Instance) (tritonl
 		return nil, err
 	}
 	defer opts.Destroy()
+	// Idle worker threads sleep instead of spinning: a laptop or CI runner
+	// holds many sessions on few cores. Parameters named "session.*" are
+	// passed to ONNX Runtime as session config entries, and may turn it back.
+	entries := map[string]string{"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
+	for k, p := range inst.Config.GetParameters() {
+		if strings.HasPrefix(k, "session.") {
+			entries[k] = p.GetStringValue()
+		}
+	}
+	for k, v := range entries {
+		if err := opts.AddSessionConfigEntry(k, v); err != nil {
+			return nil, fmt.Errorf("parameter %s: %w", k, err)
+		}
+	}
 	for key, set := range map[string]func(int) error{
 		"intra_op_thread_count": opts.SetIntraOpNumThreads,
 		"inter_op_thread_count": opts.SetInterOpNumThreads,
