@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tritongate/tritongate/internal/modelrepo"
+	"github.com/tritongate/tritongate/internal/source"
+	"github.com/tritongate/tritongate/internal/source/s3/s3test"
+)
+
+// TestMain lets the test binary stand in for the syncer binary: with
+// SYNCER_TEST_MAIN set it runs the command (the crash test kills it).
+func TestMain(m *testing.M) {
+	if os.Getenv("SYNCER_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func testdata(t testing.TB, parts ...string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(append([]string{"..", "..", "testdata"}, parts...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// s3Env points the AWS SDK's default chain at the test server's
+// credentials, and nothing else on this machine.
+func s3Env(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+func runSyncer(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// lastLine is the line a user reads: the last one on stderr (the ones
+// before are JSON logs).
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestBadInvocations: each mistake gets one line naming it, and exit 1;
+// nothing is written to the repository.
+func TestBadInvocations(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "models")
+	good := filepath.Join(dir, "catalog.yaml")
+	os.WriteFile(good, []byte("models:\n  - {name: a, source: \"s3://b/a/\", pools: [cpu]}\n"), 0o644)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("models:\n  - name: x\n    source: s3://models/x/\n    pools: [cpu]\n    verisons: {latest: 1}\n"), 0o644)
+	common := []string{"--repository", repo, "--triton", "none"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no catalog", []string{"init", "--pool", "cpu"}, "syncer: --catalog is required"},
+		{"no pool", []string{"init", "--catalog", good}, "syncer: --pool is required"},
+		{"unknown flag", []string{"init", "--frobnicate"}, "syncer: unknown flag: --frobnicate"},
+		{"extra argument", []string{"init", "extra"}, `syncer: unknown command "extra" for "syncer init"`},
+		{"bad progress", []string{"init", "--catalog", good, "--pool", "cpu", "--progress", "fancy"}, `syncer: --progress "fancy": bars, log or auto`},
+		{"bad log level", []string{"init", "--catalog", good, "--pool", "cpu", "--log-level", "loud"}, `syncer: --log-level "loud"`},
+		{"missing catalog", []string{"init", "--catalog", filepath.Join(dir, "nope.yaml"), "--pool", "cpu"}, "nope.yaml: no such file or directory"},
+		{"bad catalog", []string{"init", "--catalog", bad, "--pool", "cpu"}, "bad.yaml:5:5: models[0].verisons: unknown field"},
+		{"bad duration", []string{"init", "--catalog", good, "--pool", "cpu", "--timeout", "soon"}, `invalid argument "soon" for "--timeout"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(tc.args, common...)
+			code, _, stderr := runSyncer(args...)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if l := lastLine(stderr); !strings.Contains(l, tc.want) || !strings.HasPrefix(l, "syncer: ") {
+				t.Errorf("last line %q, want one naming %q", l, tc.want)
+			}
+			if _, err := os.Stat(repo); err == nil {
+				if ents, _ := os.ReadDir(repo); len(ents) > 0 {
+					t.Errorf("the repository was written: %v", ents)
+				}
+			}
+		})
+	}
+	if code, stdout, _ := runSyncer("--help"); code != 0 || !strings.Contains(stdout, "syncer init") || !strings.Contains(stdout, "--repository") {
+		t.Errorf("--help: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestInit: `syncer init --triton none` against S3 publishes the pool's
+// models (and only them), exits 0, and a second run downloads nothing; a
+// model whose object is missing makes init exit 1 naming it, while the
+// others are in place.
+func TestInit(t *testing.T) {
+	s3Env(t)
+	srv := s3test.New(t, "models")
+	onnx := testdata(t, "onnx", "node", "test_add", "model.onnx")
+	srv.PutVersion(t, "models", "a/1/", map[string][]byte{"model.onnx": onnx})
+	srv.PutVersion(t, "models", "a/2/", map[string][]byte{"model.onnx": onnx, "extra/notes.txt": []byte("v2")})
+	srv.PutVersion(t, "models", "b/7/", map[string][]byte{"model.onnx": onnx})
+	srv.PutVersion(t, "models", "gpuonly/1/", map[string][]byte{"model.onnx": onnx})
+	dir := t.TempDir()
+	cat := filepath.Join(dir, "catalog.yaml")
+	os.WriteFile(cat, []byte(`s3: {endpoint: "`+srv.URL+`", path_style: true, region: us-east-1}
+models:
+  - {name: a, source: "s3://models/a/", pools: [cpu], versions: {latest: 2}}
+  - {name: b, source: "s3://models/b/", pools: [cpu, gpu]}
+  - {name: gpuonly, source: "s3://models/gpuonly/", pools: [gpu]}
+`), 0o644)
+	repo := filepath.Join(dir, "models")
+	args := []string{"init", "--catalog", cat, "--pool", "cpu", "--repository", repo, "--triton", "none", "--progress", "log", "--retry", "10ms", "--timeout", "2s"}
+	code, _, stderr := runSyncer(args...)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	for _, p := range []string{"a/1/model.onnx", "a/2/model.onnx", "a/2/extra/notes.txt", "a/config.pbtxt", "b/7/model.onnx", "b/config.pbtxt"} {
+		if _, err := os.Stat(filepath.Join(repo, p)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(repo, "gpuonly")); err == nil {
+		t.Error("a model of another pool was published")
+	}
+	srv.Reset()
+	if code, _, stderr := runSyncer(args...); code != 0 {
+		t.Fatalf("second run: exit %d:\n%s", code, stderr)
+	}
+	if gets, _ := srv.Counts(); gets != 0 {
+		t.Errorf("the second run made %d object GETs", gets)
+	}
+
+	// A missing object: init retries until --timeout, then names the model.
+	srv.PutVersion(t, "models", "c/1/", map[string][]byte{"model.onnx": onnx})
+	srv.Refuse("models/c/1/model.onnx", 404)
+	os.WriteFile(cat, []byte(`s3: {endpoint: "`+srv.URL+`", path_style: true, region: us-east-1}
+models:
+  - {name: a, source: "s3://models/a/", pools: [cpu], versions: {numbers: [2]}}
+  - {name: c, source: "s3://models/c/", pools: [cpu]}
+`), 0o644)
+	code, _, stderr = runSyncer(args...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "syncer: 1 of 2 models of pool cpu not in place") || !strings.Contains(stderr, "s3://models/c/1/model.onnx") {
+		t.Errorf("stderr does not name the model and object:\n%s", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "c")); err == nil {
+		t.Error("the model with a missing object was published")
+	}
+	// a moved to version 2 only; b left the pool's catalog and was removed.
+	if _, err := os.Stat(filepath.Join(repo, "a", "1")); err == nil {
+		t.Error("a/1 is still there")
+	}
+	if _, err := os.Stat(filepath.Join(repo, "b")); err == nil {
+		t.Error("b is still there")
+	}
+}
+
+// checkRepo verifies that every published version under root is complete:
+// it has a marker, and its files are exactly those of the marker with
+// their sizes and SHA-256, which are the source's (want: "model/version/path" → sha256).
+// Every config.pbtxt is a whole file naming its model. Hidden entries (a
+// temporary config a kill left, cleaned at the next start) are counted in
+// leftovers: Triton ignores them.
+func checkRepo(t *testing.T, root string, want map[string]string) (versions []string, leftovers int) {
+	t.Helper()
+	models, err := os.ReadDir(root)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, 0
+		}
+		t.Fatal(err)
+	}
+	for _, me := range models {
+		if strings.HasPrefix(me.Name(), ".") {
+			continue // the lock file
+		}
+		mdir := filepath.Join(root, me.Name())
+		ents, err := os.ReadDir(mdir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			p := filepath.Join(mdir, e.Name())
+			if strings.HasPrefix(e.Name(), ".") {
+				leftovers++
+				continue
+			}
+			if e.Name() == modelrepo.ConfigFile {
+				b, _ := os.ReadFile(p)
+				if !bytes.Contains(b, []byte(fmt.Sprintf("name: %q", me.Name()))) || !bytes.HasSuffix(b, []byte("\n")) {
+					t.Errorf("%s is not a whole config:\n%s", p, b)
+				}
+				continue
+			}
+			if _, ok := source.ParseVersion(e.Name()); !ok {
+				t.Errorf("%s: unexpected entry in a model directory", p)
+				continue
+			}
+			versions = append(versions, me.Name()+"/"+e.Name())
+			mk, err := readMarkerFile(filepath.Join(p, modelrepo.MarkerFile))
+			if err != nil {
+				t.Errorf("%s published without a readable marker: %v", p, err)
+				continue
+			}
+			seen := map[string]bool{modelrepo.MarkerFile: true}
+			for _, f := range mk.Files {
+				seen[f.Path] = true
+				b, err := os.ReadFile(filepath.Join(p, filepath.FromSlash(f.Path)))
+				if err != nil {
+					t.Errorf("%s: %v", p, err)
+					continue
+				}
+				sum := sha256.Sum256(b)
+				got := hex.EncodeToString(sum[:])
+				if int64(len(b)) != f.Size || got != f.SHA256 || got != want[me.Name()+"/"+e.Name()+"/"+f.Path] {
+					t.Errorf("%s/%s: %d bytes sha256 %s; marker says %d %s, the source %s", p, f.Path, len(b), got, f.Size, f.SHA256, want[me.Name()+"/"+e.Name()+"/"+f.Path])
+				}
+			}
+			filepath.WalkDir(p, func(fp string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(p, fp)
+					if !seen[filepath.ToSlash(rel)] {
+						t.Errorf("%s: a file the marker does not list", fp)
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return versions, leftovers
+}
+
+func readMarkerFile(path string) (*modelrepo.Marker, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m modelrepo.Marker
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
