@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: build a Triton model repository from the bundled example models,
-# check it as Triton would load it, serve it from two tritonlite "pools" behind
-# the gateway, and query and load-test it through the gateway.
+# check it, lay the versions out as a model store, let the syncer put each
+# pool's models in place in two tritonlite "pools" (explicit model control),
+# query and load-test them through the gateway, and roll out a new version
+# under load with the syncer watching.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.cache/demo/models
@@ -12,7 +14,7 @@ echo "== inspecting the bundled ONNX models"
 ./bin/modelctl inspect testdata/onnx/models/*.onnx
 
 echo
-echo "== building a Triton model repository in $out"
+echo "== building a Triton model repository in $out (modelctl repo build)"
 ./bin/modelctl repo build testdata/onnx/models/*.onnx \
   add=testdata/onnx/node/test_add \
   string_concat=testdata/onnx/node/test_string_concat \
@@ -23,10 +25,6 @@ echo "== checking it with auto-complete disabled (every config is complete)"
 ./bin/modelctl config check --no-autofill --gpus 0 "$out"
 
 echo
-echo "== the repository"
-find "$out" -type f | sort | while read -r f; do printf '  %8d  %s\n' "$(stat -c %s "$f")" "$f"; done
-
-echo
 echo "== $out/example_dynamic_axes/config.pbtxt"
 cat "$out/example_dynamic_axes/config.pbtxt"
 
@@ -35,17 +33,67 @@ echo "== the same model generated for the GPU pool: 2 instances per GPU, batches
 ./bin/modelctl config generate testdata/onnx/models/example_dynamic_axes.onnx \
   --name example_dynamic_axes --kind gpu --instances 2 --max-batch-size 16 | sed -n '/^dynamic_batching/,/^]/p'
 
+# The model store the syncer reads: <model>/<version>/ (version folders of
+# the repository just built). In production this is s3://bucket/prefix/ or
+# an MLflow registered model; a folder behaves the same.
+store=.cache/demo/store
+rm -rf "$store" .cache/demo/pools .cache/demo/.pools-*
+mkdir -p "$store"
+for d in "$out"/*/; do
+  m=$(basename "$d")
+  mkdir -p "$store/$m"
+  cp -r "$d/1" "$store/$m/1"
+done
+
 echo
-echo "== serving $out with two tritonlite instances: the \"cpu\" and the \"gpu\" pool (ONNX Runtime on CPU)"
+echo "== the catalog: which pool serves which model, which versions, and each pool's settings"
+cat >.cache/demo/catalog.yaml <<YAML
+defaults: {pools: [cpu], versions: {latest: 1}, warmup: {requests: 2}}
+pools:
+  cpu: {kind: cpu, instances: 1}
+  # "gpu" runs on tritonlite here, on CPU: the same settings a GPU pool takes,
+  # with kind cpu (on EKS: kind: gpu).
+  gpu: {kind: cpu, instances: 2, max_batch_size: 16, dynamic_batching: {max_queue_delay_microseconds: 200}}
+models:
+  - {name: mnist, source: "$PWD/$store/mnist"}
+  - {name: add, source: "$PWD/$store/add", pools: [cpu, gpu]}
+  - {name: string_concat, source: "$PWD/$store/string_concat"}
+  - {name: example_several_inputs_and_outputs, source: "$PWD/$store/example_several_inputs_and_outputs"}
+  - {name: example_dynamic_axes, source: "$PWD/$store/example_dynamic_axes", pools: [gpu]}
+  - {name: ultraface_version-RFB-320, source: "$PWD/$store/ultraface_version-RFB-320", pools: [gpu]}
+YAML
+cat .cache/demo/catalog.yaml
+
+echo
+echo "== two tritonlite instances in explicit model control, as Triton runs under the syncer: the \"cpu\" and the \"gpu\" pool"
 cpu_port=${DEMO_GRPC_PORT:-18001}
 gpu_port=$((cpu_port + 2))
 gw_port=$((cpu_port + 4))
+sync_port=$((cpu_port + 6))
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
-./bin/tritonlite --model-repository "$out" --grpc-port "$cpu_port" --metrics-port $((cpu_port + 1)) >.cache/demo/tritonlite-cpu.log 2>&1 &
-pids+=($!)
-./bin/tritonlite --model-repository "$out" --grpc-port "$gpu_port" --metrics-port $((gpu_port + 1)) >.cache/demo/tritonlite-gpu.log 2>&1 &
-pids+=($!)
+for pool in cpu gpu; do
+  port=$cpu_port; [ $pool = gpu ] && port=$gpu_port
+  mkdir -p .cache/demo/pools/$pool
+  ./bin/tritonlite --model-repository .cache/demo/pools/$pool --model-control-mode=explicit \
+    --grpc-port "$port" --metrics-port $((port + 1)) >.cache/demo/tritonlite-$pool.log 2>&1 &
+  pids+=($!)
+done
+
+for pool in cpu gpu; do
+  port=$cpu_port; [ $pool = gpu ] && port=$gpu_port
+  echo
+  echo "== syncer init --pool $pool: fetch, verify, publish, load, wait ready, warm up (JSON logs)"
+  ./bin/syncer init --catalog .cache/demo/catalog.yaml --pool $pool --repository .cache/demo/pools/$pool \
+    --triton "localhost:$port" --progress log --retry 1s --timeout 2m
+done
+
+echo
+echo "== the pools' repositories"
+find .cache/demo/pools -type f | sort | while read -r f; do printf '  %8d  %s\n' "$(stat -c %s "$f")" "$f"; done
+echo
+echo "== .cache/demo/pools/gpu/example_dynamic_axes/config.pbtxt: generated, with the gpu pool's settings (2 instances, batches up to 16)"
+cat .cache/demo/pools/gpu/example_dynamic_axes/config.pbtxt
 
 echo
 echo "== the gateway in front of both: each model routed to its pool; add is mirrored to the gpu pool and compared"
@@ -82,9 +130,31 @@ echo "== add, with the ONNX node test's reference inputs, through the gateway"
   --input y=testdata/onnx/node/test_add/test_data_set_0/input_1.pb
 
 echo
-echo "== a 3-second open-loop load test through the gateway on mnist and add (Poisson, 300 req/s), report in .cache/demo/report"
+echo "== syncer watch for the cpu pool (a sidecar): reconciles on catalog changes and every second here"
+./bin/syncer watch --catalog .cache/demo/catalog.yaml --pool cpu --repository .cache/demo/pools/cpu \
+  --triton "localhost:$cpu_port" --interval 1s --listen "127.0.0.1:$sync_port" >.cache/demo/syncer-watch.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -fsS "localhost:$sync_port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+
+echo
+echo "== a 6-second open-loop load test through the gateway on mnist and add (Poisson, 300 req/s);"
+echo "   meanwhile mnist version 2 appears in the store: the syncer loads it next to version 1, waits"
+echo "   until it is ready, warms it up, then unloads version 1. The SLO allows no error. Report in .cache/demo/report"
 ./bin/loadtest run --target "localhost:$gw_port" --model mnist:1 --model add:2 --rate 300 --arrival poisson \
-  --duration 3s --quiet --out .cache/demo/report --slo 'errors<=0%'
+  --duration 6s --quiet --out .cache/demo/report --slo 'errors<=0%' &
+lt=$!
+sleep 2
+cp -r "$store/mnist/1" "$store/mnist/.2.tmp" && mv "$store/mnist/.2.tmp" "$store/mnist/2"
+wait $lt
+
+echo
+echo "== mnist now answers from version 2; the syncer's /status for it"
+./bin/modelctl infer mnist --server "localhost:$gw_port" --batch 1 | head -3
+curl -fsS "localhost:$sync_port/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(json.dumps(s["models"]["mnist"], indent=2))' 2>/dev/null ||
+  curl -fsS "localhost:$sync_port/status"
+echo
+echo "syncer watch log (mnist):"
+grep '"model":"mnist"' .cache/demo/syncer-watch.log | tail -6
 
 echo
 echo "== the gateway's metrics: requests by model, pool and code; shadow comparisons"
@@ -99,8 +169,8 @@ echo
 echo "== SIGTERM: the gateway drains and exits 0, then the backends"
 kill -TERM "$gw_pid"
 wait "$gw_pid"
-kill -TERM "${pids[@]:0:2}"
-wait "${pids[@]:0:2}" || true
+kill -TERM "${pids[@]}" 2>/dev/null || true
+wait "${pids[@]}" 2>/dev/null || true
 trap - EXIT
 echo "gateway log:"
 cat .cache/demo/gateway.log

@@ -165,7 +165,8 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, nil, fmt.Errorf("--log-level %q: debug, info, warn or error", f.logLevel)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("pool", f.pool)
+	base := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := base.With("pool", f.pool)
 	a := &app{log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -297,7 +298,7 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		progress, closeProgress = lp, lp.Close
 	}
 	a.syncer = syncer.New(syncer.Options{Pool: f.pool, Repo: repo, Triton: a.triton, Sources: sources, Parallel: f.parallel,
-		GPUs: f.gpus, Progress: progress, Logger: log, Registerer: a.reg})
+		GPUs: f.gpus, Progress: progress, Logger: base, Registerer: a.reg}) // the syncer adds the pool
 	a.closeAll = func() {
 		closeProgress()
 		if a.triton != nil {

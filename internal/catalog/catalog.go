@@ -191,10 +191,14 @@ func (p PoolSpec) merge(o PoolSpec) PoolSpec {
 // Override is the pbtxt pool override for a model on a pool.
 func (c *Catalog) Override(m *Model, pool string) pbtxt.PoolOverride {
 	spec := c.pool(pool)
+	// The pool's batching settings apply to the models that batch; the
+	// model's own are checked against it.
+	ifSupported := true
 	if o, ok := m.Config[pool]; ok {
 		spec = spec.merge(o)
+		ifSupported = o.MaxBatchSize == nil && o.DynamicBatching == nil
 	}
-	ov := pbtxt.PoolOverride{Kind: spec.kind(), Count: spec.Instances, GPUs: spec.GPUs, MaxBatchSize: spec.MaxBatchSize}
+	ov := pbtxt.PoolOverride{Kind: spec.kind(), Count: spec.Instances, GPUs: spec.GPUs, MaxBatchSize: spec.MaxBatchSize, BatchingIfSupported: ifSupported}
 	if b := spec.DynamicBatching; b != nil {
 		ov.DynamicBatching = &inference.ModelDynamicBatching{MaxQueueDelayMicroseconds: b.MaxQueueDelayMicroseconds, PreferredBatchSize: b.PreferredBatchSizes}
 	}

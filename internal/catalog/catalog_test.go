@@ -31,11 +31,11 @@ func TestExample(t *testing.T) {
 	}
 	// Per-pool config: pool settings, then the model's override.
 	ov := c.Override(r, "gpu")
-	if ov.Kind != inference.ModelInstanceGroup_KIND_GPU || ov.Count != 2 || *ov.MaxBatchSize != 64 {
-		t.Errorf("gpu override %+v", ov)
+	if ov.Kind != inference.ModelInstanceGroup_KIND_GPU || ov.Count != 2 || *ov.MaxBatchSize != 64 || ov.BatchingIfSupported {
+		t.Errorf("gpu override %+v (the model's own max_batch_size is strict)", ov)
 	}
 	ov = c.Override(r, "cpu")
-	if ov.Kind != inference.ModelInstanceGroup_KIND_CPU || ov.Count != 2 || *ov.MaxBatchSize != 8 || ov.DynamicBatching.GetMaxQueueDelayMicroseconds() != 100 {
+	if ov.Kind != inference.ModelInstanceGroup_KIND_CPU || ov.Count != 2 || *ov.MaxBatchSize != 8 || ov.DynamicBatching.GetMaxQueueDelayMicroseconds() != 100 || !ov.BatchingIfSupported {
 		t.Errorf("cpu override %+v", ov)
 	}
 	for _, s := range []struct {

@@ -489,6 +489,28 @@ func TestGenerateOptions(t *testing.T) {
 	if _, ps = Generate(fixed, GenerateOptions{Name: "mnist", MaxBatchSize: &mbs8}); !ps.Contains("does not support batching") {
 		t.Fatalf("problems %v", ps)
 	}
+	// A pool's batching settings: strict unless BatchingIfSupported, which
+	// skips the model that cannot batch and applies to the one that can.
+	mbs16 := int32(16)
+	pool := PoolOverride{Kind: inference.ModelInstanceGroup_KIND_CPU, MaxBatchSize: &mbs16, DynamicBatching: &inference.ModelDynamicBatching{MaxQueueDelayMicroseconds: 100}}
+	if _, ps = Generate(fixed, GenerateOptions{Name: "mnist", Pool: pool}); !ps.Contains("does not support batching") {
+		t.Fatalf("strict pool batching on mnist: problems %v", ps)
+	}
+	pool.BatchingIfSupported = true
+	if cfg, ps = Generate(fixed, GenerateOptions{Name: "mnist", Pool: pool}); len(ps) > 0 || cfg.MaxBatchSize != 0 || cfg.GetDynamicBatching() != nil {
+		t.Fatalf("pool batching if supported on mnist: %v\n%s", ps, Format(cfg))
+	}
+	if cfg, ps = Generate(m, GenerateOptions{Name: "d", Pool: pool}); len(ps) > 0 || cfg.MaxBatchSize != 16 || cfg.GetDynamicBatching().GetMaxQueueDelayMicroseconds() != 100 {
+		t.Fatalf("pool batching if supported on a batching model: %v\n%s", ps, Format(cfg))
+	}
+	shipped := &inference.ModelConfig{Name: "s", Platform: PlatformONNX}
+	if out, err := pool.Apply(shipped); err != nil || out.MaxBatchSize != 0 || out.GetDynamicBatching() != nil || len(out.InstanceGroup) != 1 {
+		t.Fatalf("Apply if supported to a config that does not batch: %v %v", out, err)
+	}
+	shipped.MaxBatchSize = 4
+	if out, err := pool.Apply(shipped); err != nil || out.MaxBatchSize != 16 || out.GetDynamicBatching() == nil {
+		t.Fatalf("Apply if supported to a config that batches: %v %v", out, err)
+	}
 }
 
 // posOf is the position of the last occurrence of sub in text.

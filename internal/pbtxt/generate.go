@@ -29,6 +29,12 @@ func Generate(m *onnxmodel.Model, opts GenerateOptions) (*inference.ModelConfig,
 	cfg := &inference.ModelConfig{Name: opts.Name, Platform: PlatformONNX, Backend: BackendONNX}
 	srv := DefaultServer()
 	srv.GPUs = AnyGPUs
+	if opts.Pool.BatchingIfSupported {
+		if !batchable(m) {
+			opts.Pool = opts.Pool.withoutBatching()
+		}
+		opts.Pool.BatchingIfSupported = false // decided here, from the model
+	}
 	if opts.MaxBatchSize != nil {
 		cfg.MaxBatchSize = *opts.MaxBatchSize
 		srv.DefaultMaxBatchSize = int(*opts.MaxBatchSize) // an explicit 0 must stay 0

@@ -61,6 +61,19 @@ type PoolOverride struct {
 	MaxBatchSize *int32
 	// DynamicBatching, when set, replaces the scheduler with this batcher.
 	DynamicBatching *inference.ModelDynamicBatching
+	// BatchingIfSupported applies MaxBatchSize and DynamicBatching only to
+	// models that batch (a pool's defaults): an ONNX model whose inputs and
+	// outputs all have a variable leading dimension, or a config with
+	// max_batch_size > 0. Other models keep max_batch_size 0 and no batcher.
+	// Without it, batching settings on a model that cannot batch are an
+	// error.
+	BatchingIfSupported bool
+}
+
+// withoutBatching is o without its batching settings.
+func (o PoolOverride) withoutBatching() PoolOverride {
+	o.MaxBatchSize, o.DynamicBatching = nil, nil
+	return o
 }
 
 // Fragment returns the override as a config fragment for Merge.
@@ -99,6 +112,9 @@ func (o PoolOverride) Fragment() (*inference.ModelConfig, error) {
 // Apply returns a copy of cfg with the override applied. An explicit
 // max_batch_size of 0 is applied too (Merge skips proto3 zero values).
 func (o PoolOverride) Apply(cfg *inference.ModelConfig) (*inference.ModelConfig, error) {
+	if o.BatchingIfSupported && cfg.GetMaxBatchSize() == 0 {
+		o = o.withoutBatching()
+	}
 	ov, err := o.Fragment()
 	if err != nil {
 		return nil, err

@@ -275,6 +275,8 @@ models:
 func TestConfigOverridesPerPool(t *testing.T) {
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "7", "model.onnx"), model(t, "example_dynamic_axes.onnx"))
+	fixed := t.TempDir() // mnist cannot batch: the pool's batching is not for it
+	writeFile(t, filepath.Join(fixed, "1", "model.onnx"), model(t, "mnist.onnx"))
 	e := newEnv(t, localSources)
 	cat := parse(t, `
 pools:
@@ -285,6 +287,7 @@ models:
     pools: [cpu]
     versions: {numbers: [7]}
     config: {cpu: {instances: 1}}
+  - {name: fixed, source: `+fixed+`, pools: [cpu]}
 `)
 	if res := e.syncer.Reconcile(context.Background(), cat); !res.OK() {
 		t.Fatal(res.Err())
@@ -301,5 +304,9 @@ models:
 	r, err := e.lite.Client.ModelConfig(context.Background(), &inference.ModelConfigRequest{Name: "dyn"})
 	if err != nil || r.Config.GetMaxBatchSize() != 16 {
 		t.Errorf("Triton's config: %v %v", r, err)
+	}
+	r, err = e.lite.Client.ModelConfig(context.Background(), &inference.ModelConfigRequest{Name: "fixed"})
+	if err != nil || r.Config.GetMaxBatchSize() != 0 || r.Config.GetDynamicBatching() != nil || r.Config.GetInstanceGroup()[0].GetCount() != 3 {
+		t.Errorf("Triton's config of the model that cannot batch: %v %v", r, err)
 	}
 }
