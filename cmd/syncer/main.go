@@ -236,6 +236,9 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 			return nil, nil, fmt.Errorf("Triton at %s: %w", f.tritonAddr, err)
 		}
 	}
+	s3Retries := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "syncer_s3_retries_total",
+		Help: "S3 requests retried after a transient failure (throttling, 5xx, timeouts, cut bodies), by action."}, []string{"action"})
+	a.reg.MustRegister(s3Retries)
 	var storeMu sync.Mutex
 	var s3store *s3src.Store
 	store := func() (*s3src.Store, error) {
@@ -248,7 +251,8 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		if err != nil {
 			return nil, err
 		}
-		s3store = s3src.NewStore(s3src.Options{Client: cl, Concurrency: f.concurrency, PartSize: f.partSize, Logger: log})
+		s3store = s3src.NewStore(s3src.Options{Client: cl, Concurrency: f.concurrency, PartSize: f.partSize, Logger: log,
+			OnRetry: func(action string) { s3Retries.WithLabelValues(action).Inc() }})
 		return s3store, nil
 	}
 	sources := func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {

@@ -159,6 +159,7 @@ models:
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, stderr)
 	}
+	t.Logf("init's report: %s", stderr[strings.LastIndex(stderr, "}\n")+2:])
 	if !strings.Contains(stderr, "syncer: 1 of 2 models of pool cpu not in place") || !strings.Contains(stderr, "s3://models/c/1/model.onnx") {
 		t.Errorf("stderr does not name the model and object:\n%s", stderr)
 	}

@@ -262,6 +262,8 @@ func TestFetchRetries(t *testing.T) {
 			f := newFake(t)
 			files := map[string][]byte{"model.onnx": randBytes(tc.size, 1)}
 			f.putVersion(t, "m/1/", files, true)
+			var retries atomic.Int64
+			tc.opts.OnRetry = func(string) { retries.Add(1) }
 			st := f.store(t, tc.opts)
 			m, v := describe(t, st)
 			f.reset()
@@ -280,6 +282,9 @@ func TestFetchRetries(t *testing.T) {
 			}
 			if n := f.getsOf(key); tc.gets != 0 && n != tc.gets {
 				t.Errorf("%d GETs, want %d", n, tc.gets)
+			}
+			if n := f.getsOf(key); tc.gets != 0 && retries.Load() != int64(n-1) && !tc.lessCut {
+				t.Errorf("OnRetry called %d times for %d GETs of one object", retries.Load(), n)
 			}
 			if tc.lessCut {
 				// Had each retry started its part over, the server would

@@ -125,6 +125,9 @@ func (st *Store) attempt(ctx context.Context, what, action string, fn func(ctx c
 		}
 		d := st.backoff(n)
 		st.log.Info("s3: retrying", "object", what, "action", action, "attempt", n+1, "delay", d, "err", err)
+		if st.onRetry != nil {
+			st.onRetry(action)
+		}
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

@@ -46,6 +46,9 @@ type Options struct {
 	// Logger receives retries (Info) and per-fetch summaries (Debug).
 	// Nil: discard.
 	Logger *slog.Logger
+	// OnRetry, if set, is called before each retry with the action
+	// ("listing", "download", ...), for metrics.
+	OnRetry func(action string)
 }
 
 // api is what the Store uses of the S3 client.
@@ -64,6 +67,7 @@ type Store struct {
 	timeout             time.Duration
 	baseDelay, maxDelay time.Duration
 	log                 *slog.Logger
+	onRetry             func(action string)
 	bufPool             sync.Pool // *[]byte of partSize
 	// syncEvery is how many bytes of a file without a checksum are written
 	// between two fsyncs (see recordSynced); tests lower it.
@@ -86,6 +90,7 @@ func NewStore(o Options) *Store {
 		baseDelay:   o.RetryBaseDelay,
 		maxDelay:    o.RetryMaxDelay,
 		log:         o.Logger,
+		onRetry:     o.OnRetry,
 		syncEvery:   64 << 20,
 	}
 	if o.Client != nil {
