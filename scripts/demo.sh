@@ -96,19 +96,16 @@ echo "== .cache/demo/pools/gpu/example_dynamic_axes/config.pbtxt: generated, wit
 cat .cache/demo/pools/gpu/example_dynamic_axes/config.pbtxt
 
 echo
-echo "== the gateway in front of both: each model routed to its pool; add is mirrored to the gpu pool and compared"
+echo "== the gateway in front of both: routes from the same catalog (each model to its pool); add is routed"
+echo "   by the gateway's own settings: to the cpu pool, mirrored to the gpu pool and compared"
 cat >.cache/demo/gateway.yaml <<YAML
 listen: 127.0.0.1:$gw_port
 metrics_listen: 127.0.0.1:$((gw_port + 1))
+catalog: catalog.yaml
 pools:
   - {name: cpu, endpoints: ["127.0.0.1:$cpu_port"], health: {interval: 500ms}}
   - {name: gpu, endpoints: ["127.0.0.1:$gpu_port"], health: {interval: 500ms}}
 routes:
-  - {model: mnist, pool: cpu}
-  - {model: string_concat, pool: cpu}
-  - {model: example_several_inputs_and_outputs, pool: cpu}
-  - {model: example_dynamic_axes, pool: gpu}
-  - {model: ultraface_version-RFB-320, pool: gpu}
   - model: add
     pool: cpu
     shadow: {pool: gpu, fraction: 1}

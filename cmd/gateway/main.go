@@ -62,7 +62,10 @@ header that pins a version, sticky splits, shadow traffic with output
 comparison, power-of-two-choices picking on load, a circuit breaker and
 outlier ejection per backend, and retries within a budget.
 
-The configuration file (YAML) is reloaded when it changes or on SIGHUP;
+Routes may come from the catalog the syncers read (catalog: in the file):
+each catalog model without a route of its own goes to its first pool.
+The configuration file (YAML) and the catalog are reloaded when they change
+or on SIGHUP;
 SIGTERM drains: readiness turns false, in-flight requests finish, then the
 process exits. Metrics on metrics_listen (/metrics).`,
 		Example: `  gateway --config /etc/tritongate/gateway.yaml
@@ -81,7 +84,17 @@ process exits. Metrics on metrics_listen (/metrics).`,
 			ov := overrides{listen: listen, metrics: metricsListen}
 			ov.apply(cfg)
 			if check {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d pools, %d routes: ok\n", cfgPath, len(cfg.Pools), len(cfg.Routes))
+				fromCatalog := 0
+				for _, r := range cfg.Routes {
+					if r.FromCatalog {
+						fromCatalog++
+					}
+				}
+				if cfg.Catalog != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: %d pools, %d routes (%d from the catalog %s): ok\n", cfgPath, len(cfg.Pools), len(cfg.Routes), fromCatalog, cfg.Catalog)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: %d pools, %d routes: ok\n", cfgPath, len(cfg.Pools), len(cfg.Routes))
+				}
 				return nil
 			}
 			var level slog.Level
@@ -216,7 +229,7 @@ func serve(ctx context.Context, cfgPath string, ov overrides, cfg *config.Config
 			return nil
 		})
 	}
-	group.Go(func() error { return watchConfig(gctx, cfgPath, ov, srv, log) })
+	group.Go(func() error { return watchConfig(gctx, cfgPath, cfg.Catalog, ov, srv, log) })
 	group.Go(func() error {
 		<-gctx.Done()
 		log.Info("draining")
@@ -234,10 +247,11 @@ func serve(ctx context.Context, cfgPath string, ov overrides, cfg *config.Config
 	return err
 }
 
-// watchConfig reloads the configuration on SIGHUP and when its file changes
-// (watching the directory, so Kubernetes ConfigMap updates, which swap a
-// symlink, are seen). Bursts of events coalesce into one reload.
-func watchConfig(ctx context.Context, path string, ov overrides, srv *server.Server, log *slog.Logger) error {
+// watchConfig reloads the configuration on SIGHUP and when its file, or the
+// catalog it names, changes (watching their directories, so Kubernetes
+// ConfigMap updates, which swap a symlink, are seen). Bursts of events
+// coalesce into one reload.
+func watchConfig(ctx context.Context, path, catalogPath string, ov overrides, srv *server.Server, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -253,10 +267,21 @@ func watchConfig(ctx context.Context, path string, ov overrides, srv *server.Ser
 		return err
 	}
 	defer w.Close()
-	if err := w.Add(filepath.Dir(path)); err != nil {
-		log.Warn("not watching the configuration file (SIGHUP still reloads)", "error", err)
+	targets := map[string]string{} // watched file → what its symlinks resolve to
+	watch := func(p string) {
+		p = filepath.Clean(p)
+		if _, ok := targets[p]; ok || p == "." {
+			return
+		}
+		if err := w.Add(filepath.Dir(p)); err != nil {
+			log.Warn("not watching a file (SIGHUP still reloads)", "file", p, "error", err)
+		}
+		targets[p], _ = filepath.EvalSymlinks(p)
 	}
-	target, _ := filepath.EvalSymlinks(path)
+	watch(path)
+	if catalogPath != "" {
+		watch(catalogPath)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -267,11 +292,13 @@ func watchConfig(ctx context.Context, path string, ov overrides, srv *server.Ser
 			if !ok {
 				return nil
 			}
-			if filepath.Clean(ev.Name) == filepath.Clean(path) || filepath.Base(ev.Name) == "..data" {
-				poke()
-			} else if now, _ := filepath.EvalSymlinks(path); now != target {
-				target = now
-				poke()
+			for p, target := range targets {
+				if filepath.Clean(ev.Name) == p || (filepath.Base(ev.Name) == "..data" && filepath.Dir(ev.Name) == filepath.Dir(p)) {
+					poke()
+				} else if now, _ := filepath.EvalSymlinks(p); now != target {
+					targets[p] = now
+					poke()
+				}
 			}
 		case err := <-w.Errors:
 			log.Warn("configuration watch", "error", err)
@@ -283,6 +310,9 @@ func watchConfig(ctx context.Context, path string, ov overrides, srv *server.Ser
 				continue
 			}
 			ov.apply(cfg)
+			if cfg.Catalog != "" {
+				watch(cfg.Catalog)
+			}
 			srv.Reload(cfg) // failures are logged and counted
 		}
 	}

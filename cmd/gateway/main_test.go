@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/tritongate/tritongate/internal/tensor"
 	"github.com/tritongate/tritongate/internal/tritonlite"
@@ -35,6 +37,15 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(good, []byte("pools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\nroutes:\n  - {model: m, pool: cpu}\n"), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("pools:\n  - {name: cpu, endpoints: [\"triton\"]}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "catalog.yaml"), []byte("models:\n  - {name: m, source: \"s3://b/m/\", pools: [cpu]}\n  - {name: a, source: \"s3://b/a/\", pools: [cpu, gpu]}\n"), 0o644)
+	withCat := filepath.Join(dir, "withcat.yaml")
+	os.WriteFile(withCat, []byte("catalog: catalog.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\nroutes:\n  - {model: m, pool: cpu}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "gpucat.yaml"), []byte("models:\n  - {name: big, source: \"s3://b/big/\", pools: [gpu]}\n"), 0o644)
+	unknownPool := filepath.Join(dir, "unknownpool.yaml")
+	os.WriteFile(unknownPool, []byte("catalog: gpucat.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "badcat.yaml"), []byte("models:\n  - {name: x, source: \"s3://b/x/\", pool: [cpu]}\n"), 0o644)
+	badCat := filepath.Join(dir, "badcatcfg.yaml")
+	os.WriteFile(badCat, []byte("catalog: badcat.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\n"), 0o644)
 	cases := []struct {
 		name   string
 		args   []string
@@ -45,6 +56,9 @@ func TestCommandLine(t *testing.T) {
 		{"check", []string{"--config", good, "--check"}, 0, "1 pools, 1 routes: ok", ""},
 		{"invalid", []string{"--config", bad, "--check"}, 1, "", `gateway: ` + bad + `: pools[0] (cpu).endpoints[0] "triton": want host:port`},
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, 1, "", "no such file or directory"},
+		{"routes from the catalog", []string{"--config", withCat, "--check"}, 0, "1 pools, 2 routes (1 from the catalog " + filepath.Join(dir, "catalog.yaml") + "): ok", ""},
+		{"catalog pool unknown", []string{"--config", unknownPool, "--check"}, 1, "", `model big: pool "gpu" is not one of the gateway's pools (cpu)`},
+		{"bad catalog", []string{"--config", badCat, "--check"}, 1, "", "badcat.yaml:2:36: models[0].pool: unknown field"},
 		{"no config", nil, 1, "", "gateway: --config is required"},
 		{"bad flag", []string{"--confg", good}, 1, "", "unknown flag: --confg"},
 		{"help", []string{"--help"}, 0, "SIGTERM drains", ""},
@@ -109,15 +123,32 @@ func TestBinaryReloadsAndDrains(t *testing.T) {
 	repo := t.TempDir()
 	litetest.WriteModel(t, repo, "m", litetest.Identity("m", `version_policy { all {} }`), 1, 2)
 	litetest.WriteModel(t, repo, "slow", litetest.Identity("slow", litetest.Param("fault_latency", "400ms")))
+	litetest.WriteModel(t, repo, "fromcat", litetest.Identity("fromcat"))
 	opts := tritonlite.Options{ControlMode: tritonlite.ModeExplicit, StartupModels: []string{"*"}}
 	a := litetest.Start(t, repo, litetest.Config{TCP: true, Options: opts})
 	b := litetest.Start(t, repo, litetest.Config{TCP: true, Options: opts})
 
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "gateway.yaml")
+	catPath := filepath.Join(dir, "catalog.yaml")
+	writeCatalog := func(models ...string) {
+		t.Helper()
+		y := "models:\n"
+		for _, m := range models {
+			y += fmt.Sprintf("  - {name: %s, source: \"s3://models/%s/\", pools: [cpu]}\n", m, m)
+		}
+		if err := os.WriteFile(catPath+".tmp", []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(catPath+".tmp", catPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCatalog("m") // m has its own route: the gateway's settings win
 	writeCfg := func(version string) {
 		t.Helper()
 		y := fmt.Sprintf(`drain_delay: 300ms
+catalog: catalog.yaml
 drain_timeout: 10s
 pools:
   - name: cpu
@@ -221,6 +252,15 @@ routes:
 	waitFor("the broken edit to be refused", func() bool { return scrape(t, metrics, `gateway_config_reloads_total{result="error"}`) >= 1 })
 	writeCfg("1")
 	waitFor("version 1 again", func() bool { return lastVersion.Load() == "1" })
+	// A model added to the catalog gets a route: no edit of the gateway's file.
+	if _, err := c.ModelInfer(context.Background(), req("fromcat")); status.Code(err) != codes.NotFound {
+		t.Errorf("fromcat before the catalog has it: %v, want NotFound", err)
+	}
+	writeCatalog("m", "fromcat")
+	waitFor("the catalog's new model to be routed", func() bool {
+		_, err := c.ModelInfer(context.Background(), req("fromcat"))
+		return err == nil
+	})
 	stop.Store(true)
 	wg.Wait()
 	if failures.Load() > 0 {

@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/tritongate/tritongate/internal/catalog"
 )
 
 // Duration is a time.Duration written as "250ms", "2s".
@@ -54,6 +57,12 @@ type Config struct {
 	Pools        []Pool   `json:"pools"`
 	Routes       []Route  `json:"routes"`
 	Tracing      Tracing  `json:"tracing"`
+	// Catalog is the catalog file the syncers read (docs/catalog.md), for
+	// one source of truth: each of its models without a route here gets one
+	// to the first of its pools. Relative paths are from the configuration
+	// file's directory; a change to it reloads the gateway like a change to
+	// the configuration.
+	Catalog string `json:"catalog"`
 }
 
 // Defaults apply to every route unless it sets its own.
@@ -150,6 +159,8 @@ type Route struct {
 	StickyHeader string   `json:"sticky_header"`
 	Shadow       *Shadow  `json:"shadow"`
 	Timeout      Duration `json:"timeout"`
+	// FromCatalog marks a route taken from the catalog.
+	FromCatalog bool `json:"-"`
 }
 
 // Split is one version's share of a route.
@@ -184,30 +195,85 @@ type Tracing struct {
 	Insecure    bool    `json:"insecure"`
 }
 
-// Load reads and validates a configuration file.
+// Load reads and validates a configuration file, and the catalog it names.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(b)
-	if err != nil {
+	var c Config
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return c, nil
+	if c.Catalog != "" {
+		if !filepath.IsAbs(c.Catalog) {
+			c.Catalog = filepath.Join(filepath.Dir(path), c.Catalog)
+		}
+		data, err := os.ReadFile(c.Catalog)
+		if err != nil {
+			return nil, fmt.Errorf("%s: catalog: %w", path, err)
+		}
+		cat, err := catalog.Parse(c.Catalog, data)
+		if err != nil {
+			return nil, err // located in the catalog: file:line:col
+		}
+		if err := c.AddCatalogRoutes(cat); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if err := c.finish(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
 }
 
-// Parse parses YAML (or JSON), applies defaults and validates.
+// Parse parses YAML (or JSON), applies defaults and validates. A catalog
+// is only read by Load (its path is relative to the file).
 func Parse(b []byte) (*Config, error) {
 	var c Config
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
 		return nil, err
 	}
-	c.applyDefaults()
-	if err := c.Validate(); err != nil {
+	if c.Catalog != "" {
+		return nil, errors.New("catalog: only read from a configuration file (Load)")
+	}
+	if err := c.finish(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+func (c *Config) finish() error {
+	c.applyDefaults()
+	return c.Validate()
+}
+
+// AddCatalogRoutes gives every catalog model that has no route a route to
+// the first of its pools (the gateway's routes are settings on top of the
+// catalog). A pool the gateway does not know is an error naming the model.
+func (c *Config) AddCatalogRoutes(cat *catalog.Catalog) error {
+	have := map[string]bool{}
+	for _, r := range c.Routes {
+		have[r.Model] = true
+	}
+	pools := map[string]bool{}
+	var names []string
+	for _, p := range c.Pools {
+		pools[p.Name] = true
+		names = append(names, p.Name)
+	}
+	var errs []error
+	for _, m := range cat.Models {
+		if have[m.Name] || len(m.Pools) == 0 {
+			continue
+		}
+		if !pools[m.Pools[0]] {
+			errs = append(errs, fmt.Errorf("catalog %s: model %s: pool %q is not one of the gateway's pools (%s)", cat.Name, m.Name, m.Pools[0], strings.Join(names, ", ")))
+			continue
+		}
+		c.Routes = append(c.Routes, Route{Model: m.Name, Pool: m.Pools[0], FromCatalog: true})
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) applyDefaults() {
