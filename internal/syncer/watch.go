@@ -27,12 +27,18 @@ type CatalogReader interface {
 // change notifications, SIGHUP).
 func (s *Syncer) Watch(ctx context.Context, r CatalogReader, interval, poll time.Duration, trigger <-chan struct{}) error {
 	var current *catalog.Catalog
-	var lastTag string
+	var lastTag, badTag string
 	var next time.Time // when the next reconcile is due
 	for {
 		c, tag, err := s.readCatalog(ctx, r, lastTag)
+		var bad *badCatalog
 		switch {
+		case errors.As(err, &bad) && bad.tag != "" && bad.tag == badTag:
+			// The same invalid document: reported already.
 		case err != nil:
+			if errors.As(err, &bad) {
+				badTag = bad.tag
+			}
 			s.m.catalogReads.WithLabelValues("error").Inc()
 			s.log.Error("catalog not read; the last good one stays in effect", "catalog", r.Name(), "error", err)
 		case c != nil:
@@ -78,10 +84,20 @@ func (s *Syncer) readCatalog(ctx context.Context, r CatalogReader, lastTag strin
 	}
 	c, err := catalog.Parse(r.Name(), data)
 	if err != nil {
-		return nil, "", err
+		return nil, "", &badCatalog{tag: tag, err: err}
 	}
 	return c, tag, nil
 }
+
+// badCatalog is an invalid catalog document, with its tag so that it is
+// reported once.
+type badCatalog struct {
+	tag string
+	err error
+}
+
+func (b *badCatalog) Error() string { return b.err.Error() }
+func (b *badCatalog) Unwrap() error { return b.err }
 
 // Handler serves /status (JSON), /readyz (200 once every model is in place
 // after the last reconcile, 503 otherwise) and /livez.
