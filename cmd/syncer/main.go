@@ -393,10 +393,13 @@ func (p fileCatalog) Read(context.Context) ([]byte, string, error) {
 	return b, hex.EncodeToString(sum[:]), nil
 }
 
-// s3Catalog reads the catalog from an S3 object; its ETag tells changes.
+// s3Catalog reads the catalog from an S3 object; its ETag tells changes:
+// each poll is a HEAD, and the object is read only when its ETag moved.
 type s3Catalog struct {
-	uri    string
-	client *awss3.Client
+	uri      string
+	client   *awss3.Client
+	lastTag  string
+	lastData []byte
 }
 
 func (s *s3Catalog) Name() string { return s.uri }
@@ -407,6 +410,15 @@ func (s *s3Catalog) Read(ctx context.Context) ([]byte, string, error) {
 		return nil, "", err
 	}
 	key = strings.TrimSuffix(key, "/")
+	if s.lastTag != "" {
+		head, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &bucket, Key: &key})
+		if err != nil {
+			return nil, "", fmt.Errorf("reading the catalog %s: %w", s.uri, err)
+		}
+		if head.ETag != nil && *head.ETag == s.lastTag {
+			return s.lastData, s.lastTag, nil // unchanged
+		}
+	}
 	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
 		return nil, "", fmt.Errorf("reading the catalog %s: %w", s.uri, err)
@@ -420,5 +432,6 @@ func (s *s3Catalog) Read(ctx context.Context) ([]byte, string, error) {
 	if out.ETag != nil {
 		tag = *out.ETag
 	}
+	s.lastTag, s.lastData = tag, b
 	return b, tag, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tritongate/tritongate/internal/modelrepo"
 	"github.com/tritongate/tritongate/internal/source"
+	s3src "github.com/tritongate/tritongate/internal/source/s3"
 	"github.com/tritongate/tritongate/internal/source/s3/s3test"
 )
 
@@ -260,4 +262,50 @@ func readMarkerFile(path string) (*modelrepo.Marker, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// TestS3Catalog: a catalog in S3 is read whole once, then each poll is a
+// HEAD until its ETag moves; init runs from it.
+func TestS3Catalog(t *testing.T) {
+	s3Env(t)
+	srv := s3test.New(t, "models")
+	onnx := testdata(t, "onnx", "node", "test_add", "model.onnx")
+	srv.PutVersion(t, "models", "a/1/", map[string][]byte{"model.onnx": onnx})
+	doc := "models:\n  - {name: a, source: \"s3://models/a/\", pools: [cpu]}\n"
+	srv.Put(t, "models", "catalog.yaml", []byte(doc))
+	cl, err := s3src.NewClient(context.Background(), s3src.ClientOptions{Endpoint: srv.URL, Region: s3test.Region, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &s3Catalog{uri: "s3://models/catalog.yaml", client: cl}
+	b, tag, err := r.Read(context.Background())
+	if err != nil || string(b) != doc || tag == "" {
+		t.Fatalf("first read: %q %q %v", b, tag, err)
+	}
+	srv.Reset()
+	b2, tag2, err := r.Read(context.Background())
+	if gets, _ := srv.Counts(); err != nil || gets != 0 || tag2 != tag || string(b2) != doc {
+		t.Errorf("unchanged read: %d GETs, tag %q→%q, %v", gets, tag, tag2, err)
+	}
+	srv.Put(t, "models", "catalog.yaml", []byte(doc+"  - {name: b, source: \"s3://models/b/\", pools: [cpu]}\n"))
+	b3, tag3, err := r.Read(context.Background())
+	if err != nil || tag3 == tag || !strings.Contains(string(b3), "name: b") {
+		t.Errorf("changed read: %q %q %v", b3, tag3, err)
+	}
+	srv.Put(t, "models", "catalog.yaml", []byte(doc))
+
+	repo := filepath.Join(t.TempDir(), "models")
+	code, _, stderr := runSyncer("init", "--catalog", "s3://models/catalog.yaml", "--s3-endpoint", srv.URL, "--s3-path-style", "--s3-region", s3test.Region,
+		"--pool", "cpu", "--repository", repo, "--triton", "none", "--progress", "log")
+	if code != 0 {
+		t.Fatalf("init from an s3:// catalog: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "a", "1", "model.onnx")); err != nil {
+		t.Error(err)
+	}
+	code, _, stderr = runSyncer("init", "--catalog", "s3://models/nope.yaml", "--s3-endpoint", srv.URL, "--s3-path-style", "--s3-region", s3test.Region,
+		"--pool", "cpu", "--repository", repo, "--triton", "none")
+	if code != 1 || !strings.Contains(lastLine(stderr), "syncer: reading the catalog s3://models/nope.yaml") {
+		t.Errorf("a missing s3:// catalog: exit %d, %q", code, lastLine(stderr))
+	}
 }
