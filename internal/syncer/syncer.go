@@ -76,6 +76,10 @@ type Syncer struct {
 	m   *metrics
 
 	heavy chan struct{} // Parallel slots for fetching and loading
+	// refused remembers versions that failed verification, by model,
+	// version, source digest and catalog digest: the same bytes under the
+	// same catalog would fail again, so they are not downloaded again.
+	refused map[string]error
 
 	mu     sync.Mutex
 	status Status
@@ -96,7 +100,7 @@ func New(o Options) *Syncer {
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer), heavy: make(chan struct{}, o.Parallel)}
+	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer), heavy: make(chan struct{}, o.Parallel), refused: map[string]error{}}
 	s.status = Status{Pool: o.Pool, Models: map[string]*ModelStatus{}}
 	return s
 }
@@ -374,6 +378,14 @@ func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model
 		s.setVersion(m.Name, v, "error", err)
 		return nil, err
 	}
+	refusedKey := fmt.Sprintf("%s/%d/%s/%s", m.Name, v, desc.Digest, c.Digest)
+	s.mu.Lock()
+	prev := s.refused[refusedKey]
+	s.mu.Unlock()
+	if prev != nil {
+		s.setVersion(m.Name, v, "error", prev)
+		return nil, prev // not downloaded again: publish a new version or change the catalog
+	}
 	st, err := s.o.Repo.Stage(m.Name, v, desc.Digest)
 	if err != nil {
 		return nil, err
@@ -401,6 +413,9 @@ func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model
 		s.m.errors.WithLabelValues(m.Name, "verify").Inc()
 		s.setVersion(m.Name, v, "error", err)
 		s.o.Repo.Discard(st)
+		s.mu.Lock()
+		s.refused[refusedKey] = err
+		s.mu.Unlock()
 		return nil, err
 	}
 	mk := modelrepo.Marker{Origin: desc.Origin, Files: desc.Files}

@@ -268,6 +268,27 @@ models:
 	if st := e.syncer.Status(); st.Ready || st.Models["bad"].State != "error" || st.Models["good"].State != "ready" {
 		t.Errorf("status %+v", st)
 	}
+
+	// The refused version is not downloaded again while it is the same...
+	fetched := func() float64 {
+		mfs, _ := e.reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "syncer_fetched_bytes_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return -1
+	}
+	before := fetched()
+	res = e.syncer.Reconcile(context.Background(), cat)
+	if !strings.Contains(fmt.Sprint(res.Failed["bad"]), "model.onnx") || fetched() != before {
+		t.Errorf("second reconcile: bad %v; fetched %v bytes more", res.Failed["bad"], fetched()-before)
+	}
+	// ...and is once it changes.
+	writeFile(t, filepath.Join(src, "bad", "1", "model.onnx"), model(t, "mnist.onnx"))
+	if res = e.syncer.Reconcile(context.Background(), cat); res.Failed["bad"] != nil || fetched() == before {
+		t.Errorf("after the fix: %v", res.Failed["bad"])
+	}
 }
 
 // TestConfigOverridesPerPool: the pool's settings and the model's override
