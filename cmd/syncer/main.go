@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,7 +91,8 @@ up, and only then unloads and deletes the versions no longer wanted.
 	pf.StringVar(&f.tritonAddr, "triton", "localhost:8001", "Triton's gRPC address, or none to only publish files")
 	pf.IntVar(&f.parallel, "parallel", 4, "models fetched and loaded at once (models needing nothing are checked 32 at a time)")
 	pf.IntVar(&f.concurrency, "concurrency", 16, "parallel S3 requests per version")
-	pf.Int64Var(&f.partSize, "part-size", 8<<20, "objects larger than this are fetched as parallel ranged GETs of this size")
+	f.partSize = 8 << 20
+	pf.Var((*byteSize)(&f.partSize), "part-size", "objects larger than this are fetched as parallel ranged GETs of this size (bytes, or with KiB, MiB, GiB)")
 	pf.IntVar(&f.gpus, "gpus", pbtxt.AnyGPUs, "GPUs the configs are checked against (-1: not checked)")
 	pf.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL (overrides the catalog's s3.endpoint)")
 	pf.StringVar(&f.s3Region, "s3-region", "", "S3 region (overrides the catalog's s3.region)")
@@ -130,6 +132,44 @@ up, and only then unloads and deletes the versions no longer wanted.
 	}
 	return 0
 }
+
+// byteSize is a flag of bytes: "8388608", "8MiB", "512KiB", "1GiB" (K, M,
+// G are taken as KiB, MiB, GiB).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	v := int64(*b)
+	for _, u := range []struct {
+		s string
+		n int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v >= u.n && v%u.n == 0 {
+			return strconv.FormatInt(v/u.n, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return fmt.Errorf("want a positive size such as 8MiB or 8388608")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+func (b *byteSize) Type() string { return "size" }
 
 // app is what both commands build.
 type app struct {
@@ -173,7 +213,8 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 	// The catalog first: its S3 settings configure the client that may
 	// have to read it... so an s3:// catalog is read with the flags' and
 	// environment's settings.
-	s3opts := s3src.ClientOptions{Endpoint: f.s3Endpoint, Region: f.s3Region, PathStyle: f.s3PathStyle, MaxConns: 2 * f.concurrency}
+	// Up to --parallel versions download at once, --concurrency requests each.
+	s3opts := s3src.ClientOptions{Endpoint: f.s3Endpoint, Region: f.s3Region, PathStyle: f.s3PathStyle, MaxConns: max(f.parallel, 1)*f.concurrency + 8}
 	var s3mu sync.Mutex // sources are made from parallel model workers
 	var s3client *awss3.Client
 	getS3 := func() (*awss3.Client, error) {
@@ -375,7 +416,7 @@ func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
 			}
 		}
 	}
-	a.log.Info("watching", "catalog", a.reader.Name(), "listen", lis.Addr().String(), "interval", f.interval)
+	a.log.Info("watching", "catalog", a.reader.Name(), "listen", lis.Addr().String(), "interval", f.interval.String())
 	return a.syncer.Watch(ctx, a.reader, f.interval, poll, trigger)
 }
 

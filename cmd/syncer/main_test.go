@@ -84,6 +84,7 @@ func TestBadInvocations(t *testing.T) {
 		{"bad log level", []string{"init", "--catalog", good, "--pool", "cpu", "--log-level", "loud"}, `syncer: --log-level "loud"`},
 		{"missing catalog", []string{"init", "--catalog", filepath.Join(dir, "nope.yaml"), "--pool", "cpu"}, "nope.yaml: no such file or directory"},
 		{"bad catalog", []string{"init", "--catalog", bad, "--pool", "cpu"}, "bad.yaml:5:5: models[0].verisons: unknown field"},
+		{"bad part size", []string{"init", "--catalog", good, "--pool", "cpu", "--part-size", "8 parsecs"}, `invalid argument "8 parsecs" for "--part-size" flag: want a positive size such as 8MiB`},
 		{"bad duration", []string{"init", "--catalog", good, "--pool", "cpu", "--timeout", "soon"}, `invalid argument "soon" for "--timeout"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +105,23 @@ func TestBadInvocations(t *testing.T) {
 	}
 	if code, stdout, _ := runSyncer("--help"); code != 0 || !strings.Contains(stdout, "syncer init") || !strings.Contains(stdout, "--repository") {
 		t.Errorf("--help: exit %d\n%s", code, stdout)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"8388608": 8 << 20, "8MiB": 8 << 20, "8M": 8 << 20, "512KiB": 512 << 10, "1GiB": 1 << 30, "2 MiB": 2 << 20, "100B": 100,
+		"0": -1, "-1MiB": -1, "MiB": -1, "1.5MiB": -1, "2TiB": -1, "": -1} {
+		var b byteSize
+		err := b.Set(in)
+		if (want < 0) != (err != nil) || (err == nil && int64(b) != want) {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for in, want := range map[int64]string{8 << 20: "8MiB", 1 << 30: "1GiB", 1536: "1536", 3 << 10: "3KiB"} {
+		b := byteSize(in)
+		if got := b.String(); got != want {
+			t.Errorf("String(%d) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -257,9 +257,9 @@ func (s *Syncer) finish(c *catalog.Catalog, res Result, start time.Time) {
 	}
 	s.mu.Unlock()
 	if res.OK() {
-		s.log.Info("reconciled", "models", res.Models, "duration", d)
+		s.log.Info("reconciled", "models", res.Models, "duration", d.Round(time.Millisecond).String())
 	} else {
-		s.log.Warn("reconciled with errors", "models", res.Models, "failed", len(res.Failed), "duration", d)
+		s.log.Warn("reconciled with errors", "models", res.Models, "failed", len(res.Failed), "duration", d.Round(time.Millisecond).String())
 	}
 }
 
@@ -424,7 +424,7 @@ func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model
 		return nil, err
 	}
 	s.setVersion(m.Name, v, "published", nil)
-	s.log.Info("version published", "model", m.Name, "version", v, "bytes", desc.Size(), "origin", desc.Origin, "duration", time.Since(start))
+	s.log.Info("version published", "model", m.Name, "version", v, "bytes", desc.Size(), "origin", desc.Origin, "duration", time.Since(start).Round(time.Millisecond).String())
 	return s.o.Repo.Marker(m.Name, v)
 }
 

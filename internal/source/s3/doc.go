@@ -27,7 +27,9 @@
 // model.onnx or ten thousand small files, and bounds connections and memory
 // in both cases. Each part is read straight from the response body into a
 // large reusable buffer (one copy), written with WriteAt at its offset in a
-// preallocated file and handed, in the same buffer, to the file's hasher.
+// preallocated file a MiB at a time as it arrives (while the bytes are still
+// in the CPU's cache: one write of the whole part cost 2.5 times the kernel
+// CPU here), and handed, in the same buffer, to the file's hasher.
 // Memory is about (Concurrency+2) x PartSize (144 MiB with the defaults);
 // full-size buffers are kept in a sync.Pool for the next fetch, so the GC
 // reclaims them once fetches stop.

@@ -214,12 +214,16 @@ func TestFetchErrors(t *testing.T) {
 		name  string
 		setup func(t *testing.T, f *fake)
 		is    error
-		gets  int // GETs of the model, not retried
+		gets  int    // GETs of the model, not retried
+		says  string // in the message
 	}{
 		{name: "deleted", setup: func(t *testing.T, f *fake) { f.del(t, "m/1/model.onnx") }, is: source.ErrNotFound, gets: 1},
 		{name: "403", setup: func(t *testing.T, f *fake) {
 			f.setFault("m/1/model.onnx", &fault{status: 403, code: "AccessDenied", times: -1})
-		}, is: source.ErrAccessDenied, gets: 1},
+		}, is: source.ErrAccessDenied, gets: 1, says: "lack s3:GetObject"},
+		{name: "wrong secret", setup: func(t *testing.T, f *fake) {
+			f.setFault("m/1/model.onnx", &fault{status: 403, code: "SignatureDoesNotMatch", times: -1})
+		}, is: source.ErrAccessDenied, gets: 1, says: "refused the credentials themselves, SignatureDoesNotMatch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
@@ -229,8 +233,8 @@ func TestFetchErrors(t *testing.T) {
 			tc.setup(t, f)
 			f.reset()
 			err := m.Fetch(context.Background(), v, t.TempDir(), nil)
-			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), "s3://models/m/1/model.onnx") {
-				t.Fatalf("err = %v, want %v naming the object", err, tc.is)
+			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), "s3://models/m/1/model.onnx") || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("err = %v, want %v naming the object and saying %q", err, tc.is, tc.says)
 			}
 			if n := f.getsOf("m/1/model.onnx"); n != tc.gets {
 				t.Errorf("%d GETs, want %d (no retries)", n, tc.gets)

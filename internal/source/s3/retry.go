@@ -35,11 +35,15 @@ var errTruncated = errors.New("response body truncated")
 // description is stale, hence a digest mismatch.
 var errChanged = fmt.Errorf("object changed (%w)", source.ErrDigestMismatch)
 
+// errLocal marks a failure on the local side (writing the stage): never
+// retried against S3.
+var errLocal = errors.New("on the local disk")
+
 var sdkRetryables = retry.IsErrorRetryables(retry.DefaultRetryables)
 
 // classify says whether an attempt's error is worth another attempt.
 func classify(err error) errKind {
-	if errors.Is(err, errChanged) {
+	if errors.Is(err, errChanged) || errors.Is(err, errLocal) {
 		return permanent
 	}
 	if errors.Is(err, errTruncated) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -53,7 +57,7 @@ func classify(err error) errKind {
 	switch code {
 	case "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion":
 		return notFound
-	case "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "AccountProblem", "InvalidObjectState":
+	case "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccountProblem", "InvalidObjectState":
 		return denied
 	case "RequestTimeTooSkewed", "ExpiredToken", "RequestExpired", "InternalError", "ServiceUnavailable",
 		"SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "TooManyRequests", "ServiceFailure":
@@ -112,6 +116,10 @@ func (st *Store) attempt(ctx context.Context, what, action string, fn func(ctx c
 			}
 			return fmt.Errorf("%s %s: %w (%s): %v", action, what, source.ErrNotFound, hint, err)
 		case denied:
+			var ae smithy.APIError
+			if errors.As(err, &ae) && (ae.ErrorCode() == "SignatureDoesNotMatch" || ae.ErrorCode() == "InvalidAccessKeyId") {
+				return fmt.Errorf("%s %s: %w (S3 refused the credentials themselves, %s: a wrong access key id or secret, or the wrong endpoint): %v", action, what, source.ErrAccessDenied, ae.ErrorCode(), err)
+			}
 			perm := "s3:GetObject"
 			if action == "listing" {
 				perm = "s3:ListBucket"
@@ -124,7 +132,7 @@ func (st *Store) attempt(ctx context.Context, what, action string, fn func(ctx c
 			return fmt.Errorf("%s %s: giving up after %d attempts: %w", action, what, n+1, err)
 		}
 		d := st.backoff(n)
-		st.log.Info("s3: retrying", "object", what, "action", action, "attempt", n+1, "delay", d, "err", err)
+		st.log.Info("s3: retrying", "object", what, "action", action, "attempt", n+1, "delay", d.Round(time.Millisecond).String(), "err", err)
 		if st.onRetry != nil {
 			st.onRetry(action)
 		}
