@@ -37,7 +37,7 @@ echo "== the same model generated for the GPU pool: 2 instances per GPU, batches
 # the repository just built). In production this is s3://bucket/prefix/ or
 # an MLflow registered model; a folder behaves the same.
 store=.cache/demo/store
-rm -rf "$store" .cache/demo/pools .cache/demo/.pools-*
+rm -rf "$store" .cache/demo/pools
 mkdir -p "$store"
 for d in "$out"/*/; do
   m=$(basename "$d")
