@@ -58,6 +58,7 @@ type flags struct {
 	logLevel, progress                             string
 	tritonWait, timeout, interval, poll, retry     time.Duration
 	listen                                         string
+	cmd                                            string // init or watch
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -106,6 +107,7 @@ up, and only then unloads and deletes the versions no longer wanted.
 		Short: "Put the pool's models in place once, then exit (0: all in place)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.cmd = "init"
 			return runInit(cmd.Context(), f, stderr)
 		},
 	}
@@ -116,6 +118,7 @@ up, and only then unloads and deletes the versions no longer wanted.
 		Short: "Keep the pool's models in place: reconcile on catalog changes and every --interval",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.cmd = "watch"
 			return runWatch(cmd.Context(), f, stderr)
 		},
 	}
@@ -188,11 +191,32 @@ func (f flags) check() error {
 		return errors.New("--catalog is required (a YAML file or s3://bucket/key)")
 	case f.pool == "":
 		return errors.New("--pool is required (the pool this syncer serves, e.g. cpu)")
+	case f.parallel < 1:
+		return fmt.Errorf("--parallel %d: must be at least 1", f.parallel)
+	case f.concurrency < 1:
+		return fmt.Errorf("--concurrency %d: must be at least 1", f.concurrency)
+	case f.partSize < 64<<10:
+		return fmt.Errorf("--part-size %d: must be at least 64KiB", f.partSize)
+	case f.gpus < -1:
+		return fmt.Errorf("--gpus %d: a number of GPUs, or -1 for not checked", f.gpus)
+	case f.tritonWait <= 0:
+		return fmt.Errorf("--triton-wait %v: must be positive", f.tritonWait)
 	}
 	switch f.progress {
 	case "auto", "bars", "log":
 	default:
 		return fmt.Errorf("--progress %q: bars, log or auto", f.progress)
+	}
+	// The command's own durations (zero when the command has no such flag).
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		set  bool
+	}{{"--timeout", f.timeout, f.cmd == "init"}, {"--retry", f.retry, f.cmd == "init"},
+		{"--interval", f.interval, f.cmd == "watch"}, {"--catalog-poll", f.poll, f.cmd == "watch"}} {
+		if d.set && d.v <= 0 {
+			return fmt.Errorf("%s %v: must be positive", d.name, d.v)
+		}
 	}
 	return nil
 }
@@ -246,6 +270,9 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 	cat, err := catalog.Parse(a.reader.Name(), data)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := cat.CheckPool(f.pool); err != nil {
+		return nil, nil, fmt.Errorf("--pool: %w", err)
 	}
 	if s3client == nil {
 		// Settings from the catalog, under the flags.

@@ -85,6 +85,10 @@ func TestBadInvocations(t *testing.T) {
 		{"missing catalog", []string{"init", "--catalog", filepath.Join(dir, "nope.yaml"), "--pool", "cpu"}, "nope.yaml: no such file or directory"},
 		{"bad catalog", []string{"init", "--catalog", bad, "--pool", "cpu"}, "bad.yaml:5:5: models[0].verisons: unknown field"},
 		{"bad part size", []string{"init", "--catalog", good, "--pool", "cpu", "--part-size", "8 parsecs"}, `invalid argument "8 parsecs" for "--part-size" flag: want a positive size such as 8MiB`},
+		{"zero interval", []string{"watch", "--catalog", good, "--pool", "cpu", "--interval", "0s"}, "syncer: --interval 0s: must be positive"},
+		{"zero retry", []string{"init", "--catalog", good, "--pool", "cpu", "--retry", "0s"}, "syncer: --retry 0s: must be positive"},
+		{"zero parallel", []string{"init", "--catalog", good, "--pool", "cpu", "--parallel", "0"}, "syncer: --parallel 0: must be at least 1"},
+		{"unknown pool", []string{"init", "--catalog", good, "--pool", "cpuu"}, `syncer: --pool: pool "cpuu" is not in the catalog`},
 		{"bad duration", []string{"init", "--catalog", good, "--pool", "cpu", "--timeout", "soon"}, `invalid argument "soon" for "--timeout"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,6 +238,42 @@ func (c *Catalog) ForPool(pool string) []*Model {
 		}
 	}
 	return out
+}
+
+// MaxModelName is the longest model name: staging and trash directory
+// names add up to ~40 bytes to it, under the filesystem's 255.
+const MaxModelName = 200
+
+// PoolNames lists the pools the catalog knows: declared under pools: or
+// serving a model, sorted.
+func (c *Catalog) PoolNames() []string {
+	set := map[string]bool{}
+	for name := range c.Pools {
+		set[name] = true
+	}
+	for _, m := range c.Models {
+		for _, p := range m.Pools {
+			set[p] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for name := range set {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckPool refuses a pool the catalog does not know (a typo in a syncer's
+// --pool would otherwise read as "this pool serves nothing" and remove
+// everything). A pool that serves nothing on purpose is declared under
+// pools:.
+func (c *Catalog) CheckPool(pool string) error {
+	names := c.PoolNames()
+	if slices.Contains(names, pool) {
+		return nil
+	}
+	return fmt.Errorf("pool %q is not in the catalog %s (its pools: %s; declare an empty pool under pools:)", pool, c.Name, strings.Join(names, ", "))
 }
 
 // Model returns a model by name.
@@ -485,6 +522,8 @@ func (p *parser) validate(c *Catalog) {
 			p.errAt(at+".name", "%v", err)
 		} else if err := source.CheckPath(m.Name); err != nil || strings.Contains(m.Name, "/") {
 			p.errAt(at+".name", "%q: letters, digits and ._+=@,- only (it is a directory name)", m.Name)
+		} else if len(m.Name) > MaxModelName {
+			p.errAt(at+".name", "%d bytes: at most %d (the syncer's staging names add to it, under the filesystem's 255)", len(m.Name), MaxModelName)
 		} else if j, dup := seen[m.Name]; dup {
 			p.errAt(at+".name", "model %q is listed twice (also models[%d])", m.Name, j)
 		}

@@ -39,10 +39,13 @@ const ConfigFile = "config.pbtxt"
 
 // Marker records what a published version is.
 type Marker struct {
-	Model     string        `json:"model"`
-	Version   int64         `json:"version"`
-	Digest    string        `json:"digest"`
-	Origin    string        `json:"origin"`
+	Model   string `json:"model"`
+	Version int64  `json:"version"`
+	Digest  string `json:"digest"`
+	Origin  string `json:"origin"`
+	// Source is the catalog's source of the model when it was published: a
+	// version published from another source is fetched again.
+	Source    string        `json:"source,omitempty"`
 	Files     []source.File `json:"files"`
 	Published time.Time     `json:"published"`
 }
@@ -51,7 +54,7 @@ type Marker struct {
 type Repo struct {
 	Root    string
 	Staging string
-	lock    *os.File
+	locks   []*os.File
 }
 
 // DefaultStaging is the staging directory used when none is given: a hidden
@@ -73,37 +76,66 @@ func Open(root, staging string) (*Repo, error) {
 	if staging == "" || staging == "." {
 		staging = DefaultStaging(root)
 	}
-	if rel, err := filepath.Rel(root, staging); err == nil && !strings.HasPrefix(rel, "..") {
-		return nil, fmt.Errorf("staging directory %s is inside the repository %s: Triton would see it", staging, root)
-	}
 	for _, d := range []string{root, staging, filepath.Join(staging, "work"), filepath.Join(staging, "trash")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, err
+	}
+	realStaging, err := filepath.EvalSymlinks(staging)
+	if err != nil {
+		return nil, err
+	}
+	if rel, err := filepath.Rel(realRoot, realStaging); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("staging directory %s is inside the repository %s: Triton would see it", staging, root)
 	}
 	if a, b, err := devices(root, staging); err != nil {
 		return nil, err
 	} else if a != b {
 		return nil, fmt.Errorf("staging directory %s is not on the filesystem of %s: publishing must be an atomic rename (mount one volume above both)", staging, root)
 	}
-	lock, err := os.OpenFile(filepath.Join(staging, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	// Two locks: the repository's (beside it: two syncers on one
+	// repository, whatever their staging) and the staging directory's.
+	var locks []*os.File
+	release := func() {
+		for _, l := range locks {
+			l.Close() // closing drops the flock
+		}
+	}
+	for _, path := range []string{filepath.Join(filepath.Dir(realRoot), "."+filepath.Base(realRoot)+".lock"), filepath.Join(staging, "lock")} {
+		l, err := lockFile(path, root)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		locks = append(locks, l)
+	}
+	r := &Repo{Root: root, Staging: staging, locks: locks}
+	if err := r.cleanup(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// lockFile takes an exclusive flock on path and writes who holds it.
+func lockFile(path, root string) (*os.File, error) {
+	lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(lock.Name())
 		lock.Close()
-		return nil, fmt.Errorf("%s: %w (%s)", root, ErrLocked, strings.TrimSpace(string(holder)))
+		return nil, fmt.Errorf("%s: %w (%s: %s)", root, ErrLocked, path, strings.TrimSpace(string(holder)))
 	}
 	lock.Truncate(0)
 	host, _ := os.Hostname()
 	fmt.Fprintf(lock, "pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-	r := &Repo{Root: root, Staging: staging, lock: lock}
-	if err := r.cleanup(); err != nil {
-		r.Close()
-		return nil, err
-	}
-	return r, nil
+	return lock, nil
 }
 
 func devices(a, b string) (uint64, uint64, error) {
@@ -117,13 +149,15 @@ func devices(a, b string) (uint64, uint64, error) {
 	return uint64(sa.Dev), uint64(sb.Dev), nil
 }
 
-// Close releases the lock.
+// Close releases the locks.
 func (r *Repo) Close() error {
-	if r.lock == nil {
-		return nil
+	var err error
+	for _, l := range r.locks {
+		if cerr := l.Close(); cerr != nil && err == nil { // closing drops the flock
+			err = cerr
+		}
 	}
-	err := r.lock.Close() // closing drops the flock
-	r.lock = nil
+	r.locks = nil
 	return err
 }
 
@@ -281,6 +315,38 @@ func (r *Repo) WriteConfig(model string, data []byte) (bool, error) {
 	return true, syncDir(dir)
 }
 
+// loadedFile records, in a model's directory, the digest of the
+// config.pbtxt Triton last loaded successfully: a config written but not
+// loaded (a crash in between, a failed load) is told apart from one in force.
+const loadedFile = ".tritongate-loaded"
+
+// LoadedConfig returns the digest recorded by SetLoadedConfig ("" if none).
+func (r *Repo) LoadedConfig(model string) string {
+	b, err := os.ReadFile(filepath.Join(r.Root, model, loadedFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// SetLoadedConfig records that Triton loaded the config with this digest.
+func (r *Repo) SetLoadedConfig(model, digest string) error {
+	if err := checkName(model); err != nil {
+		return err
+	}
+	dir := filepath.Join(r.Root, model)
+	tmp := filepath.Join(dir, "."+ConfigFile+"."+randomSuffix()) // cleaned at start-up like a config
+	if err := writeFileSync(tmp, []byte(digest+"\n")); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, loadedFile)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
 // ReadConfig returns a model's config.pbtxt (nil if none).
 func (r *Repo) ReadConfig(model string) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(r.Root, model, ConfigFile))
@@ -306,16 +372,47 @@ func (r *Repo) RemoveVersion(model string, version int64) error {
 	return emptyDir(filepath.Join(r.Staging, "trash"))
 }
 
-// RemoveModel takes a whole model out of the repository.
+// RemoveModel takes a model out of the repository: the versions the
+// syncer published (with a marker), the config and the syncer's records.
+// Versions without a marker were put there by someone else and stay (with
+// the directory).
 func (r *Repo) RemoveModel(model string) error {
 	if err := checkName(model); err != nil {
 		return err
 	}
 	dir := filepath.Join(r.Root, model)
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+	m, err := r.model(model)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if err := r.trash(dir); err != nil {
+	if err != nil {
+		return err
+	}
+	foreign := false
+	for _, v := range m.Versions {
+		if v.Marker == nil {
+			foreign = true
+		}
+	}
+	if !foreign {
+		if err := r.trash(dir); err != nil {
+			return err
+		}
+		return emptyDir(filepath.Join(r.Staging, "trash"))
+	}
+	for _, v := range m.Versions {
+		if v.Marker != nil {
+			if err := r.trash(filepath.Join(dir, strconv.FormatInt(v.Number, 10))); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range []string{ConfigFile, loadedFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := syncDir(dir); err != nil {
 		return err
 	}
 	return emptyDir(filepath.Join(r.Staging, "trash"))

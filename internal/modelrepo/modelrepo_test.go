@@ -89,6 +89,14 @@ func TestPublishAndInventory(t *testing.T) {
 	if err := r.RemoveModel("resnet"); err != nil {
 		t.Fatal(err)
 	}
+	// Version 7 is not ours: it stays, and so does the directory.
+	if inv, _ := r.Inventory(); len(inv) != 1 || inv["resnet"].HasConfig || len(inv["resnet"].Versions) != 1 || inv["resnet"].Versions[0].Number != 7 {
+		t.Errorf("after RemoveModel: %+v", inv["resnet"])
+	}
+	os.Remove(filepath.Join(r.Root, "resnet", "7"))
+	if err := r.RemoveModel("resnet"); err != nil {
+		t.Fatal(err)
+	}
 	if inv, _ := r.Inventory(); len(inv) != 0 {
 		t.Errorf("after RemoveModel: %v", inv)
 	}

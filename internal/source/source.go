@@ -72,6 +72,10 @@ type File struct {
 	// Loc is where the source fetches it from (an s3:// URI, a URL, a
 	// local path): opaque to the syncer, shown in messages.
 	Loc string
+	// ETag identifies the object's content at the source when no checksum
+	// is known (an S3 multipart ETag): a file re-uploaded with the same
+	// size is another version of it, and parts of the two are never mixed.
+	ETag string `json:",omitempty"`
 }
 
 // ManifestFile is the name of the optional manifest a version may carry
@@ -93,7 +97,7 @@ type ManifestEntry struct {
 
 // DigestOf is the digest of a list of files: "sha256:" and the hex SHA-256
 // of one line per file, sorted by path: path, size, and the strongest
-// checksum known.
+// checksum known (else the ETag, else nothing: size only).
 func DigestOf(files []File) string {
 	sorted := append([]File(nil), files...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
@@ -105,6 +109,8 @@ func DigestOf(files []File) string {
 			sum = "sha256:" + f.SHA256
 		case f.MD5 != "":
 			sum = "md5:" + f.MD5
+		case f.ETag != "":
+			sum = "etag:" + f.ETag
 		}
 		fmt.Fprintf(h, "%s\t%d\t%s\n", f.Path, f.Size, sum)
 	}

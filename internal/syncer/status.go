@@ -11,10 +11,13 @@ import (
 // Status is what /status shows: the pool, the catalog in effect, and every
 // model's versions with their state and last error.
 type Status struct {
-	Pool          string                  `json:"pool"`
-	Catalog       string                  `json:"catalog"`
-	CatalogDigest string                  `json:"catalog_digest"`
+	Pool          string `json:"pool"`
+	Catalog       string `json:"catalog"`
+	CatalogDigest string `json:"catalog_digest"`
+	// Ready: every model of the pool has a version in service. InSync: the
+	// last reconcile put everything in place.
 	Ready         bool                    `json:"ready"`
+	InSync        bool                    `json:"in_sync"`
 	LastReconcile time.Time               `json:"last_reconcile"`
 	LastDuration  string                  `json:"last_duration"`
 	Models        map[string]*ModelStatus `json:"models"`

@@ -12,14 +12,18 @@ package syncer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +84,9 @@ type Syncer struct {
 	// version, source digest and catalog digest: the same bytes under the
 	// same catalog would fail again, so they are not downloaded again.
 	refused map[string]error
+	// warm records the versions this process saw ready and warmed up
+	// (model/version/digest); after a restart each is warmed up again.
+	warm map[string]bool
 
 	mu     sync.Mutex
 	status Status
@@ -100,7 +107,7 @@ func New(o Options) *Syncer {
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer), heavy: make(chan struct{}, o.Parallel), refused: map[string]error{}}
+	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer), heavy: make(chan struct{}, o.Parallel), refused: map[string]error{}, warm: map[string]bool{}}
 	s.status = Status{Pool: o.Pool, Models: map[string]*ModelStatus{}}
 	return s
 }
@@ -128,15 +135,21 @@ type Result struct {
 	Failed map[string]error
 	// Models is how many models the pool serves.
 	Models int
+	// Refused is set when the catalog was not applied at all (it does not
+	// know the pool): nothing was changed.
+	Refused error
 }
 
 // OK reports whether every model is in place.
-func (r Result) OK() bool { return len(r.Failed) == 0 }
+func (r Result) OK() bool { return len(r.Failed) == 0 && r.Refused == nil }
 
 // Err summarises the failures, one line per model.
 func (r Result) Err() error {
 	if r.OK() {
 		return nil
+	}
+	if r.Refused != nil {
+		return r.Refused
 	}
 	names := make([]string, 0, len(r.Failed))
 	for n := range r.Failed {
@@ -155,6 +168,11 @@ func (s *Syncer) Reconcile(ctx context.Context, c *catalog.Catalog) Result {
 	start := time.Now()
 	models := c.ForPool(s.o.Pool)
 	res := Result{Failed: map[string]error{}, Models: len(models)}
+	if err := c.CheckPool(s.o.Pool); err != nil {
+		res.Refused = err
+		s.log.Error("catalog refused: nothing changed", "error", err)
+		return res
+	}
 	var loaded map[string]map[int64]string
 	if s.o.Triton != nil {
 		idx, err := s.o.Triton.Index(ctx)
@@ -214,9 +232,23 @@ func (s *Syncer) Reconcile(ctx context.Context, c *catalog.Catalog) Result {
 			res.Failed[name] = err
 		}
 	}
-	s.gcStages(c, models)
+	s.gcStages(ctx, res)
 	s.finish(c, res, start)
 	return res
+}
+
+// serves reports whether a model has a version routable (or, publishing
+// only, published).
+func (s *Syncer) serves(ms *ModelStatus) bool {
+	if ms == nil {
+		return false
+	}
+	for _, vs := range ms.Versions {
+		if vs.State == "routable" || (s.o.Triton == nil && vs.State == "published") {
+			return true
+		}
+	}
+	return false
 }
 
 // ours reports whether the syncer published any version of a model.
@@ -245,17 +277,32 @@ func (s *Syncer) finish(c *catalog.Catalog, res Result, start time.Time) {
 	s.status.CatalogDigest = c.Digest
 	s.status.LastReconcile = time.Now().UTC()
 	s.status.LastDuration = d.String()
-	s.status.Ready = res.OK()
+	s.status.InSync = res.OK()
 	wanted := map[string]bool{}
 	for _, m := range c.ForPool(s.o.Pool) {
 		wanted[m.Name] = true
 	}
+	var gone []string
 	for name := range s.status.Models {
 		if !wanted[name] {
 			delete(s.status.Models, name)
+			gone = append(gone, name)
 		}
 	}
+	// Ready: every model of the pool has a version in service (a failed
+	// rollout or a source outage leaves the previous version serving, and
+	// the pod serving it).
+	ready := res.Refused == nil
+	for name := range wanted {
+		if !s.serves(s.status.Models[name]) {
+			ready = false
+		}
+	}
+	s.status.Ready = ready
 	s.mu.Unlock()
+	for _, name := range gone {
+		s.m.routable.DeletePartialMatch(prometheus.Labels{"model": name})
+	}
 	if res.OK() {
 		s.log.Info("reconciled", "models", res.Models, "duration", d.Round(time.Millisecond).String())
 	} else {
@@ -288,9 +335,16 @@ func (s *Syncer) reconcileModel(ctx context.Context, c *catalog.Catalog, m *cata
 		return err
 	}
 	published := map[int64]*modelrepo.Marker{}
+	var replaced []int64 // published from another source: fetched again
+	oldSource := map[int64]*modelrepo.Marker{}
 	if have != nil {
 		for _, v := range have.Versions {
-			if v.Marker != nil {
+			switch {
+			case v.Marker == nil:
+			case v.Marker.Source != "" && v.Marker.Source != m.Source:
+				replaced = append(replaced, v.Number)
+				oldSource[v.Number] = v.Marker
+			default:
 				published[v.Number] = v.Marker
 			}
 		}
@@ -318,6 +372,19 @@ func (s *Syncer) reconcileModel(ctx context.Context, c *catalog.Catalog, m *cata
 		}
 		published[v] = mk
 		s.m.published.Inc()
+	}
+
+	if len(replaced) > 0 {
+		// Triton holds the other source's bytes for these: reload the ones
+		// fetched again; the others go like any version no longer wanted.
+		loaded = maps.Clone(loaded)
+		for _, v := range replaced {
+			if slices.Contains(want, v) {
+				delete(loaded, v)
+			} else {
+				published[v] = oldSource[v]
+			}
+		}
 	}
 
 	cfg, err := s.config(c, m, want)
@@ -418,7 +485,7 @@ func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model
 		s.mu.Unlock()
 		return nil, err
 	}
-	mk := modelrepo.Marker{Origin: desc.Origin, Files: desc.Files}
+	mk := modelrepo.Marker{Origin: desc.Origin, Source: m.Source, Files: desc.Files}
 	if err := s.o.Repo.Publish(st, mk); err != nil {
 		s.setVersion(m.Name, v, "error", err)
 		return nil, err
@@ -503,10 +570,18 @@ func (s *Syncer) writeConfig(model string, cfg *inference.ModelConfig, versions 
 	return s.o.Repo.WriteConfig(model, pbtxt.Format(c))
 }
 
-// load makes Triton serve exactly the wanted versions without a gap: the
-// new ones are loaded next to the old (config lists both), checked ready and
-// warmed up; then the config lists only the wanted ones and the model is
-// reloaded, unloading the rest, which are then deleted.
+// load makes Triton serve exactly the wanted versions without a gap.
+//
+// When the new config is the one in force (same model signature and
+// settings, only the versions differ), the new versions are loaded next to
+// the old (the config lists both), checked ready and warmed up; then the
+// config lists only the wanted ones and the model is reloaded, unloading
+// the rest, which are then deleted. When the config changes (another
+// signature, other settings), old versions must not run under it: the
+// model is switched in one reload (Triton keeps serving the loaded model
+// until the new one is ready), then checked and warmed up. Either way, a
+// version that fails to become ready or to warm up is taken back out and
+// the versions serving before stay.
 func (s *Syncer) load(ctx context.Context, m *catalog.Model, cfg *inference.ModelConfig, want []int64, published map[int64]*modelrepo.Marker, loaded map[int64]string, log *slog.Logger) error {
 	var serving []int64 // ready now and not wanted: keep until the new ones are routable
 	for v, st := range loaded {
@@ -515,64 +590,161 @@ func (s *Syncer) load(ctx context.Context, m *catalog.Model, cfg *inference.Mode
 		}
 	}
 	slices.Sort(serving)
-	var missing []int64
+	var pending []int64 // wanted versions not yet ready and warmed up by this syncer
 	for _, v := range want {
-		if loaded[v] != "READY" {
-			missing = append(missing, v)
+		if loaded[v] != "READY" || !s.isWarm(m.Name, v, published[v]) {
+			pending = append(pending, v)
 		}
 	}
-	during := append(slices.Clone(want), serving...)
-	slices.Sort(during)
-	changed, err := s.writeConfig(m.Name, cfg, during)
+	oldCfg, err := s.o.Repo.ReadConfig(m.Name)
 	if err != nil {
 		return err
 	}
-	if changed || len(missing) > 0 {
+	switchAll := len(serving) > 0 && len(pending) > 0 && !sameConfig(oldCfg, cfg)
+
+	during := append(slices.Clone(want), serving...)
+	if switchAll {
+		during = slices.Clone(want)
+	}
+	slices.Sort(during)
+	if _, err := s.writeConfig(m.Name, cfg, during); err != nil {
+		return err
+	}
+	if s.needsLoad(m.Name, pending, loaded) {
 		release, err := s.acquire(ctx)
 		if err != nil {
 			return err
 		}
 		defer release()
-		log.Info("loading", "versions", during, "new", missing)
-		for _, v := range missing {
+		log.Info("loading", "versions", during, "new", pending, "config_changed", switchAll)
+		for _, v := range pending {
 			s.setVersion(m.Name, v, "loading", nil)
 		}
-		if err := s.o.Triton.Load(ctx, m.Name); err != nil {
+		if err := s.loadModel(ctx, m.Name); err != nil {
 			s.m.errors.WithLabelValues(m.Name, "load").Inc()
-			for _, v := range missing {
+			for _, v := range pending {
 				s.setVersion(m.Name, v, "error", err)
 			}
+			s.rollBack(ctx, m.Name, oldCfg, serving, log)
 			return err
 		}
 	}
-	for _, v := range missing {
-		if err := s.o.Triton.WaitReady(ctx, m.Name, v); err != nil {
-			s.m.errors.WithLabelValues(m.Name, "ready").Inc()
+	for _, v := range pending {
+		stage, err := "ready", s.o.Triton.WaitReady(ctx, m.Name, v)
+		if err == nil {
+			s.setVersion(m.Name, v, "warming up", nil)
+			stage, err = "warmup", s.o.Triton.WarmUp(ctx, m.Name, v, m.Warmup.Requests)
+		}
+		if err != nil {
+			s.m.errors.WithLabelValues(m.Name, stage).Inc()
 			s.setVersion(m.Name, v, "error", err)
+			s.rollBack(ctx, m.Name, oldCfg, serving, log)
 			return err
 		}
-		s.setVersion(m.Name, v, "warming up", nil)
-		if err := s.o.Triton.WarmUp(ctx, m.Name, v, m.Warmup.Requests); err != nil {
-			s.m.errors.WithLabelValues(m.Name, "warmup").Inc()
-			s.setVersion(m.Name, v, "error", err)
-			return err
-		}
+		s.setWarm(m.Name, v, published[v])
 		log.Info("version routable", "version", v)
 	}
 	for _, v := range want {
 		s.setVersion(m.Name, v, "routable", nil)
 	}
-	if len(serving) > 0 {
+	if len(serving) > 0 && !switchAll {
 		if _, err := s.writeConfig(m.Name, cfg, want); err != nil {
 			return err
 		}
 		log.Info("unloading old versions", "versions", serving)
-		if err := s.o.Triton.Load(ctx, m.Name); err != nil {
+		if err := s.loadModel(ctx, m.Name); err != nil {
 			s.m.errors.WithLabelValues(m.Name, "unload").Inc()
 			return err
 		}
 	}
 	return s.removeVersions(ctx, m.Name, want, published)
+}
+
+// needsLoad says whether the model must be (re)loaded: a wanted version is
+// not ready, or config.pbtxt is not the one Triton last loaded (written by a
+// run that crashed or whose load failed, or changed now).
+func (s *Syncer) needsLoad(model string, pending []int64, loaded map[int64]string) bool {
+	for _, v := range pending {
+		if loaded[v] != "READY" {
+			return true
+		}
+	}
+	b, err := s.o.Repo.ReadConfig(model)
+	return err != nil || s.o.Repo.LoadedConfig(model) != digestOf(b)
+}
+
+// loadModel asks Triton to (re)load the model and records the config it
+// loaded.
+func (s *Syncer) loadModel(ctx context.Context, model string) error {
+	b, err := s.o.Repo.ReadConfig(model)
+	if err != nil {
+		return err
+	}
+	if err := s.o.Triton.Load(ctx, model); err != nil {
+		return err
+	}
+	return s.o.Repo.SetLoadedConfig(model, digestOf(b))
+}
+
+// rollBack puts back the config and versions that served before a failed
+// switch, so that the failing version is unloaded and the old ones serve.
+func (s *Syncer) rollBack(ctx context.Context, model string, oldCfg []byte, serving []int64, log *slog.Logger) {
+	if len(serving) == 0 || oldCfg == nil {
+		return // nothing served before: leave what loaded for the next attempt
+	}
+	old, err := pbtxt.Parse(pbtxt.ConfigFile, oldCfg)
+	if err == nil {
+		_, err = s.writeConfig(model, old.Config, serving)
+	}
+	if err == nil {
+		err = s.loadModel(ctx, model)
+	}
+	if err != nil {
+		log.Error("could not put the serving versions back", "versions", serving, "error", err)
+		return
+	}
+	log.Warn("new versions taken back out; the previous ones serve", "versions", serving)
+}
+
+// sameConfig reports whether two configs differ only in their version
+// policy (old is config.pbtxt as written; nil is no config).
+func sameConfig(old []byte, cfg *inference.ModelConfig) bool {
+	if old == nil {
+		return false
+	}
+	src, err := pbtxt.Parse(pbtxt.ConfigFile, old)
+	if err != nil {
+		return false
+	}
+	a := proto.Clone(src.Config).(*inference.ModelConfig)
+	b := proto.Clone(cfg).(*inference.ModelConfig)
+	a.VersionPolicy, b.VersionPolicy = nil, nil
+	return proto.Equal(a, b)
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// isWarm reports whether this syncer warmed up this version (its marker's
+// digest: a version published again is warmed up again).
+func (s *Syncer) isWarm(model string, v int64, mk *modelrepo.Marker) bool {
+	if mk == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.warm[fmt.Sprintf("%s/%d/%s", model, v, mk.Digest)]
+}
+
+func (s *Syncer) setWarm(model string, v int64, mk *modelrepo.Marker) {
+	if mk == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.warm[fmt.Sprintf("%s/%d/%s", model, v, mk.Digest)] = true
 }
 
 // removeVersions deletes published versions no longer wanted (Triton has
@@ -609,38 +781,38 @@ func (s *Syncer) removeModel(ctx context.Context, name string) error {
 		return err
 	}
 	s.m.removed.Inc()
+	s.m.routable.DeletePartialMatch(prometheus.Labels{"model": name})
 	s.log.Info("model removed", "model", name)
 	return nil
 }
 
-// gcStages removes staged downloads of versions nobody wants any more.
-func (s *Syncer) gcStages(c *catalog.Catalog, models []*catalog.Model) {
+// gcStages removes staged downloads nobody needs: those of models the pool
+// no longer serves, and those of models now fully in place (abandoned
+// versions). The stages of a model that failed are kept for the next
+// attempt to resume, whatever failed (a listing, a slot, the download);
+// after a cancelled reconcile nothing is removed.
+func (s *Syncer) gcStages(ctx context.Context, res Result) {
+	if ctx.Err() != nil || res.Refused != nil {
+		return
+	}
 	stages, err := s.o.Repo.Stages()
 	if err != nil {
 		return
 	}
-	s.mu.Lock()
-	keep := map[string]bool{}
-	for _, m := range models {
-		if ms := s.status.Models[m.Name]; ms != nil {
-			for v, vs := range ms.Versions {
-				if vs.State != "routable" && vs.State != "published" {
-					keep[m.Name+"."+strconv.FormatInt(v, 10)+"."] = true
-				}
-			}
-		}
-	}
-	s.mu.Unlock()
 	for _, st := range stages {
+		// <model>.<version>.<digest prefix>: the model is all but the last
+		// two fields.
 		base := filepath.Base(st)
-		kept := false
-		for prefix := range keep {
-			if len(base) > len(prefix) && base[:len(prefix)] == prefix {
-				kept = true
-			}
+		i := strings.LastIndexByte(base, '.')
+		if i > 0 {
+			i = strings.LastIndexByte(base[:i], '.')
 		}
-		if !kept {
-			os.RemoveAll(st)
+		if i <= 0 {
+			continue // not a stage the syncer made
 		}
+		if _, failed := res.Failed[base[:i]]; failed {
+			continue
+		}
+		os.RemoveAll(st)
 	}
 }

@@ -221,7 +221,7 @@ models:
 	}
 
 	// The model leaves the catalog.
-	if res := e.syncer.Reconcile(ctx, parse(t, "models: []\n")); !res.OK() {
+	if res := e.syncer.Reconcile(ctx, parse(t, "pools: {cpu: {kind: cpu}}\nmodels: []\n")); !res.OK() {
 		t.Fatal(res.Err())
 	}
 	if got := e.versionsOnDisk(t, "digits"); got != "" {

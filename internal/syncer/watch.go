@@ -47,6 +47,7 @@ func (s *Syncer) Watch(ctx context.Context, r CatalogReader, interval, poll time
 				s.log.Info("catalog changed", "catalog", r.Name(), "digest", c.Digest)
 			}
 			current, lastTag, next = c, tag, time.Time{}
+			badTag = "" // a bad document coming back is news again
 		}
 		if current != nil && !time.Now().Before(next) {
 			s.Reconcile(ctx, current)
@@ -99,8 +100,10 @@ type badCatalog struct {
 func (b *badCatalog) Error() string { return b.err.Error() }
 func (b *badCatalog) Unwrap() error { return b.err }
 
-// Handler serves /status (JSON), /readyz (200 once every model is in place
-// after the last reconcile, 503 otherwise) and /livez.
+// Handler serves /status (JSON), /readyz (200 once every model of the pool
+// has a version in service, 503 otherwise: a failed rollout or a source
+// outage does not take a pod whose models serve out of service; /status
+// says whether everything is in sync) and /livez.
 func (s *Syncer) Handler(reg prometheus.Gatherer, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
@@ -112,7 +115,7 @@ func (s *Syncer) Handler(reg prometheus.Gatherer, metrics http.Handler) http.Han
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		st := s.Status()
 		if !st.Ready {
-			http.Error(w, "not every model is in place: see /status", http.StatusServiceUnavailable)
+			http.Error(w, "not every model has a version in service: see /status", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))

@@ -146,20 +146,36 @@ func (c *Client) Ready(ctx context.Context, model string, version int64) (bool, 
 	return r.GetReady(), nil
 }
 
-// WaitReady polls until the version is ready, Triton reports it failed, or
-// ctx ends.
+// WaitReady polls, after a load, until the version is ready. It fails when
+// Triton reports the version unavailable (a failed load, or not loaded at
+// all: "unloaded"), when the version stays out of the index, or after the
+// load timeout.
 func (c *Client) WaitReady(ctx context.Context, model string, version int64) error {
-	for {
+	ctx, cancel := context.WithTimeout(ctx, c.t.Load)
+	defer cancel()
+	for polls := 1; ; polls++ {
 		ok, err := c.Ready(ctx, model, version)
 		if err == nil && ok {
 			return nil
 		}
 		idx, ierr := c.Index(ctx)
 		if ierr == nil {
+			found := false
 			for _, s := range idx {
-				if s.Model == model && s.Version == version && s.State == "UNAVAILABLE" && s.Reason != "" && s.Reason != "unloaded" {
-					return fmt.Errorf("model %s version %d failed to load: %s", model, version, s.Reason)
+				if s.Model != model || s.Version != version {
+					continue
 				}
+				found = true
+				if s.State == "UNAVAILABLE" {
+					reason := s.Reason
+					if reason == "" || reason == "unloaded" {
+						reason = "Triton did not load it (unloaded)"
+					}
+					return fmt.Errorf("model %s version %d failed to load: %s", model, version, reason)
+				}
+			}
+			if !found && polls >= 20 {
+				return fmt.Errorf("model %s version %d: not in Triton's repository index after the load", model, version)
 			}
 		}
 		select {

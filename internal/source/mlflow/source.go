@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -365,8 +366,8 @@ func (s *registrySource) Fetch(ctx context.Context, v source.Version, dir string
 	return g.Wait()
 }
 
-// download fetches one file through the proxy into dir/f.Path, created
-// exclusively, and verifies it; a failed file is removed.
+// download fetches one file through the proxy into dir/f.Path and verifies
+// it; a failed file is removed.
 func (s *registrySource) download(ctx context.Context, n int64, f source.File, dir string, progress func(int64)) (err error) {
 	subject := fmt.Sprintf("registered model %q, version %d, %s", s.model, n, f.Loc)
 	loc, err := s.c.resolveArtifact(f.Loc)
@@ -377,7 +378,14 @@ func (s *registrySource) download(ctx context.Context, n int64, f source.File, d
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
 	}
-	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	// Written under a temporary name, renamed when verified: what a crash or
+	// an earlier failed attempt left in the directory is replaced, never
+	// taken for the file.
+	tmp := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".mlflow-part")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
+	}
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
 	}
@@ -385,8 +393,13 @@ func (s *registrySource) download(ctx context.Context, n int64, f source.File, d
 		if cerr := out.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, cerr)
 		}
+		if err == nil {
+			if rerr := os.Rename(tmp, target); rerr != nil {
+				err = fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, rerr)
+			}
+		}
 		if err != nil {
-			os.Remove(target)
+			os.Remove(tmp)
 		}
 	}()
 	return s.c.retry(ctx, func() error {

@@ -306,8 +306,11 @@ func (r *run) open(p plan, info *resumeInfo) (*fileState, error) {
 	ps := r.st.partSize
 	fs := &fileState{plan: p, final: p.file.Path, tmp: tmpName(p.file.Path), partSize: ps,
 		nparts: max(1, int((p.file.Size+ps-1)/ps)), pending: map[int][]byte{}}
-	if p.file.MD5 != "" {
+	switch {
+	case p.file.MD5 != "":
 		fs.etag = p.file.MD5 // a single-part object's ETag is its MD5
+	case p.file.ETag != "":
+		fs.etag = p.file.ETag // the object described, not one uploaded since
 	}
 	switch p.algo {
 	case "sha256":
@@ -320,7 +323,7 @@ func (r *run) open(p plan, info *resumeInfo) (*fileState, error) {
 			return nil, fmt.Errorf("fetching %s: creating directory %q: %w", p.file.Loc, d, err)
 		}
 	}
-	hdr := header{Size: p.file.Size, SHA256: p.file.SHA256, MD5: p.file.MD5, Loc: p.file.Loc, PartSize: ps}
+	hdr := header{Size: p.file.Size, SHA256: p.file.SHA256, MD5: p.file.MD5, ETag: p.file.ETag, Loc: p.file.Loc, PartSize: ps}
 	if info != nil && info.hdr == hdr {
 		if info.done && r.sized(fs.final, p.file.Size) {
 			if f, err := r.root.OpenFile(fs.final, os.O_RDONLY, 0); err == nil {

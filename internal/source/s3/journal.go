@@ -24,6 +24,7 @@ type header struct {
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256,omitempty"`
 	MD5      string `json:"md5,omitempty"`
+	ETag     string `json:"etag,omitempty"`
 	Loc      string `json:"loc"`
 	PartSize int64  `json:"part_size"`
 }

@@ -305,7 +305,11 @@ func (st *Store) describe(ctx context.Context, bucket, prefix string) ([]source.
 				continue // a key repeated across pages by a sloppy server
 			}
 			byPath[rel] = true
+			etag := strings.ToLower(strings.Trim(aws.ToString(o.ETag), `"`))
 			f := source.File{Path: rel, Size: size, MD5: etagMD5(aws.ToString(o.ETag)), Loc: loc}
+			if f.MD5 == "" {
+				f.ETag = etag // no checksum: the ETag at least pins the object
+			}
 			if rel == source.ManifestFile {
 				manifest = &f
 				continue
