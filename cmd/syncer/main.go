@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -234,28 +235,13 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 	a := &app{log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// The catalog first: its S3 settings configure the client that may
-	// have to read it... so an s3:// catalog is read with the flags' and
-	// environment's settings.
+	// An s3:// catalog is read with the flags' and the environment's S3
+	// settings; model sources use the flags over the catalog's s3: block,
+	// as it is at each reconcile (a client per distinct setting).
 	// Up to --parallel versions download at once, --concurrency requests each.
-	s3opts := s3src.ClientOptions{Endpoint: f.s3Endpoint, Region: f.s3Region, PathStyle: f.s3PathStyle, MaxConns: max(f.parallel, 1)*f.concurrency + 8}
-	var s3mu sync.Mutex // sources are made from parallel model workers
-	var s3client *awss3.Client
-	getS3 := func() (*awss3.Client, error) {
-		s3mu.Lock()
-		defer s3mu.Unlock()
-		if s3client != nil {
-			return s3client, nil
-		}
-		c, err := s3src.NewClient(ctx, s3opts)
-		if err != nil {
-			return nil, err
-		}
-		s3client = c
-		return c, nil
-	}
+	flagOpts := s3src.ClientOptions{Endpoint: f.s3Endpoint, Region: f.s3Region, PathStyle: f.s3PathStyle, MaxConns: f.parallel*f.concurrency + 8}
 	if strings.HasPrefix(f.catalog, "s3://") {
-		c, err := getS3()
+		c, err := s3src.NewClient(ctx, flagOpts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -273,16 +259,6 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 	}
 	if err := cat.CheckPool(f.pool); err != nil {
 		return nil, nil, fmt.Errorf("--pool: %w", err)
-	}
-	if s3client == nil {
-		// Settings from the catalog, under the flags.
-		if s3opts.Endpoint == "" {
-			s3opts.Endpoint = cat.S3.Endpoint
-		}
-		if s3opts.Region == "" {
-			s3opts.Region = cat.S3.Region
-		}
-		s3opts.PathStyle = s3opts.PathStyle || cat.S3.PathStyle
 	}
 
 	repo, err := modelrepo.Open(f.repository, f.staging)
@@ -307,21 +283,31 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 	s3Retries := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "syncer_s3_retries_total",
 		Help: "S3 requests retried after a transient failure (throttling, 5xx, timeouts, cut bodies), by action."}, []string{"action"})
 	a.reg.MustRegister(s3Retries)
-	var storeMu sync.Mutex
-	var s3store *s3src.Store
-	store := func() (*s3src.Store, error) {
+	var storeMu sync.Mutex // sources are made from parallel model workers
+	stores := map[string]*s3src.Store{}
+	storeFor := func(c *catalog.Catalog) (*s3src.Store, error) {
+		o := flagOpts // the flags, over the catalog's settings
+		if o.Endpoint == "" {
+			o.Endpoint = c.S3.Endpoint
+		}
+		if o.Region == "" {
+			o.Region = c.S3.Region
+		}
+		o.PathStyle = o.PathStyle || c.S3.PathStyle
+		key := fmt.Sprintf("%s|%s|%v", o.Endpoint, o.Region, o.PathStyle)
 		storeMu.Lock()
 		defer storeMu.Unlock()
-		if s3store != nil {
-			return s3store, nil
+		if st := stores[key]; st != nil {
+			return st, nil
 		}
-		cl, err := getS3()
+		cl, err := s3src.NewClient(ctx, o)
 		if err != nil {
 			return nil, err
 		}
-		s3store = s3src.NewStore(s3src.Options{Client: cl, Concurrency: f.concurrency, PartSize: f.partSize, Logger: log,
+		st := s3src.NewStore(s3src.Options{Client: cl, Concurrency: f.concurrency, PartSize: f.partSize, Logger: log,
 			OnRetry: func(action string) { s3Retries.WithLabelValues(action).Inc() }})
-		return s3store, nil
+		stores[key] = st
+		return st, nil
 	}
 	sources := func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
 		kind, where, err := catalog.SourceOf(m.Source)
@@ -330,7 +316,7 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		}
 		switch kind {
 		case catalog.S3:
-			st, err := store()
+			st, err := storeFor(c)
 			if err != nil {
 				return nil, err
 			}
@@ -350,7 +336,7 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 			if err != nil {
 				return nil, err
 			}
-			st, err := store()
+			st, err := storeFor(c)
 			if err != nil {
 				return nil, err
 			}
@@ -403,18 +389,36 @@ func runInit(ctx context.Context, f flags, stderr io.Writer) error {
 }
 
 func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	// Listening first: /livez answers while the syncer waits for Triton
+	// (a liveness probe must not kill it then); /readyz says 503.
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	var handler atomic.Pointer[http.Handler]
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := handler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/livez" {
+			w.Write([]byte("ok\n"))
+			return
+		}
+		http.Error(w, "starting: reading the catalog and waiting for Triton", http.StatusServiceUnavailable)
+	})}
+	go srv.Serve(lis)
+	defer srv.Close()
 	a, _, err := setup(ctx, f, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.closeAll()
-	lis, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: a.syncer.Handler(a.reg, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(lis)
-	defer srv.Close()
+	h := a.syncer.Handler(a.reg, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	handler.Store(&h)
 	trigger := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -440,6 +444,13 @@ func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
 						poke()
 					}
 				}()
+				go func() {
+					// Drained, or the watcher stops at its first error.
+					for err := range w.Errors {
+						a.log.Warn("watching the catalog file (it is polled too)", "error", err)
+						poke()
+					}
+				}()
 			}
 		}
 	}
@@ -460,6 +471,9 @@ func (p fileCatalog) Read(context.Context) ([]byte, string, error) {
 	sum := sha256.Sum256(b)
 	return b, hex.EncodeToString(sum[:]), nil
 }
+
+// maxCatalog bounds a catalog document.
+const maxCatalog = 16 << 20
 
 // s3Catalog reads the catalog from an S3 object; its ETag tells changes:
 // each poll is a HEAD, and the object is read only when its ETag moved.
@@ -492,9 +506,13 @@ func (s *s3Catalog) Read(ctx context.Context) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("reading the catalog %s: %w", s.uri, err)
 	}
 	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(out.Body, maxCatalog+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("reading the catalog %s: %w", s.uri, err)
+	}
+	if len(b) > maxCatalog {
+		// Never a truncated catalog: the models it would drop would be removed.
+		return nil, "", fmt.Errorf("the catalog %s is larger than %d MiB", s.uri, maxCatalog>>20)
 	}
 	tag := ""
 	if out.ETag != nil {

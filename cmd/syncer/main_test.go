@@ -7,10 +7,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tritongate/tritongate/internal/modelrepo"
 	"github.com/tritongate/tritongate/internal/source"
@@ -329,5 +333,45 @@ func TestS3Catalog(t *testing.T) {
 		"--pool", "cpu", "--repository", repo, "--triton", "none")
 	if code != 1 || !strings.Contains(lastLine(stderr), "syncer: reading the catalog s3://models/nope.yaml") {
 		t.Errorf("a missing s3:// catalog: exit %d, %q", code, lastLine(stderr))
+	}
+}
+
+// TestWatchAnswersLivenessWhileWaitingForTriton: `syncer watch` listens
+// before it waits for Triton: /livez is 200 (a liveness probe must not
+// kill it while Triton starts) and /readyz 503.
+func TestWatchAnswersLivenessWhileWaitingForTriton(t *testing.T) {
+	dir := t.TempDir()
+	cat := filepath.Join(dir, "catalog.yaml")
+	os.WriteFile(cat, []byte("models:\n  - {name: a, source: \"s3://b/a/\", pools: [cpu]}\n"), 0o644)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(os.Args[0], "watch", "--catalog", cat, "--pool", "cpu", "--repository", filepath.Join(dir, "models"),
+		"--triton", "127.0.0.1:1", "--triton-wait", "1m", "--listen", addr)
+	cmd.Env = append(os.Environ(), "SYNCER_TEST_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	code := func(path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for code("/livez") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("/livez never answered while waiting for Triton")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := code("/readyz"); c != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d while waiting for Triton, want 503", c)
 	}
 }

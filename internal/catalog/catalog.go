@@ -534,6 +534,10 @@ func (p *parser) validate(c *Catalog) {
 			p.errAt(at, "source: required (s3://bucket/prefix/, mlflow:<model> or file:///path)")
 		case err != nil:
 			p.errAt(at+".source", "%v", err)
+		case kind == S3:
+			if _, _, err := source.ParseS3URI(m.Source); err != nil {
+				p.errAt(at+".source", "%v", err)
+			}
 		}
 		if len(m.Pools) == 0 {
 			p.errAt(at, "pools: no pool serves it (set pools, or defaults.pools)")

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -480,9 +481,14 @@ func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model
 		s.m.errors.WithLabelValues(m.Name, "verify").Inc()
 		s.setVersion(m.Name, v, "error", err)
 		s.o.Repo.Discard(st)
-		s.mu.Lock()
-		s.refused[refusedKey] = err
-		s.mu.Unlock()
+		var pe *fs.PathError
+		if !errors.As(err, &pe) {
+			// The model or its config is refused (a local disk error is
+			// not the version's fault: tried again next time).
+			s.mu.Lock()
+			s.refused[refusedKey] = err
+			s.mu.Unlock()
+		}
 		return nil, err
 	}
 	mk := modelrepo.Marker{Origin: desc.Origin, Source: m.Source, Files: desc.Files}

@@ -112,10 +112,9 @@ func TestWatch(t *testing.T) {
 
 	// b replaces a.
 	cat.set("defaults: {pools: [cpu]}\nmodels:\n  - {name: b, source: " + b + "}\n")
-	waitFor("b/3 routable and a gone", func() bool { return routable("b", 3) && e.index(t) == "b/3:READY" })
-	if got := e.versionsOnDisk(t, "a"); got != "" {
-		t.Errorf("a still on disk: %s", got)
-	}
+	waitFor("b/3 routable, a unloaded and deleted", func() bool {
+		return routable("b", 3) && e.index(t) == "b/3:READY" && e.versionsOnDisk(t, "a") == ""
+	})
 
 	// A model that cannot be put in place: not ready, and /status says why.
 	cat.set("defaults: {pools: [cpu]}\nmodels:\n  - {name: b, source: " + b + "}\n  - {name: c, source: " + t.TempDir() + "}\n")

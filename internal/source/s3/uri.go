@@ -3,41 +3,13 @@ package s3
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/tritongate/tritongate/internal/source"
 )
 
-// ParseURI reads an s3:// prefix URI, "s3://bucket/models/resnet/", into
-// its bucket and key prefix. The prefix is normalised to end with "/" (or to
-// be empty for the whole bucket), so "s3://b/models/resnet" is the same
-// model as "s3://b/models/resnet/". Empty, "." and ".." elements are refused.
-func ParseURI(uri string) (bucket, prefix string, err error) {
-	rest, ok := strings.CutPrefix(uri, "s3://")
-	if !ok {
-		return "", "", fmt.Errorf("s3 URI %q: want s3://bucket/prefix/", uri)
-	}
-	bucket, prefix, _ = strings.Cut(rest, "/")
-	if err := checkBucket(bucket); err != nil {
-		return "", "", fmt.Errorf("s3 URI %q: %v", uri, err)
-	}
-	if prefix == "" {
-		return bucket, "", nil
-	}
-	if err := checkKeyText(prefix); err != nil {
-		return "", "", fmt.Errorf("s3 URI %q: prefix: %v", uri, err)
-	}
-	for _, e := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
-		switch e {
-		case "":
-			return "", "", fmt.Errorf("s3 URI %q: prefix %q has an empty element (\"//\" or a leading \"/\")", uri, prefix)
-		case ".", "..":
-			return "", "", fmt.Errorf("s3 URI %q: prefix %q has a %q element", uri, prefix, e)
-		}
-	}
-	if !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	return bucket, prefix, nil
-}
+// ParseURI reads an s3:// prefix URI into its bucket and key prefix (see
+// source.ParseS3URI).
+func ParseURI(uri string) (bucket, prefix string, err error) { return source.ParseS3URI(uri) }
 
 // parseLoc reads a file's Loc, "s3://bucket/key", as written by Describe.
 func parseLoc(loc string) (bucket, key string, err error) {
@@ -46,54 +18,14 @@ func parseLoc(loc string) (bucket, key string, err error) {
 		return "", "", fmt.Errorf("location %q: want s3://bucket/key", loc)
 	}
 	bucket, key, _ = strings.Cut(rest, "/")
-	if err := checkBucket(bucket); err != nil {
+	if err := source.CheckS3Bucket(bucket); err != nil {
 		return "", "", fmt.Errorf("location %q: %v", loc, err)
 	}
 	if key == "" || strings.HasSuffix(key, "/") {
 		return "", "", fmt.Errorf("location %q: no object key", loc)
 	}
-	if err := checkKeyText(key); err != nil {
+	if err := source.CheckS3Key(key); err != nil {
 		return "", "", fmt.Errorf("location %q: %v", loc, err)
 	}
 	return bucket, key, nil
-}
-
-// checkBucket accepts S3 bucket names (3 to 63 letters, digits, '.', '-',
-// starting and ending with a letter or digit); uppercase letters and '_' are
-// let through for legacy buckets and S3-compatible servers.
-func checkBucket(b string) error {
-	if b == "" {
-		return fmt.Errorf("no bucket name")
-	}
-	if len(b) < 3 || len(b) > 63 {
-		return fmt.Errorf("bucket name %q: must be 3 to 63 characters", b)
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && c != '.' && c != '-' && c != '_' {
-			return fmt.Errorf("bucket name %q: character %q not allowed (letters, digits, '.', '-')", b, c)
-		}
-		if !alnum && (i == 0 || i == len(b)-1) {
-			return fmt.Errorf("bucket name %q: must start and end with a letter or digit", b)
-		}
-	}
-	return nil
-}
-
-// checkKeyText refuses keys S3 would refuse or that could not be what the
-// user meant: invalid UTF-8, control characters, more than 1024 bytes.
-func checkKeyText(k string) error {
-	if len(k) > 1024 {
-		return fmt.Errorf("longer than S3's 1024 bytes")
-	}
-	if !utf8.ValidString(k) {
-		return fmt.Errorf("%q is not valid UTF-8", k)
-	}
-	for _, r := range k {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%q contains a control character", k)
-		}
-	}
-	return nil
 }

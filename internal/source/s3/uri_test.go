@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"github.com/tritongate/tritongate/internal/source"
 	"strings"
 	"testing"
 )
@@ -94,7 +95,7 @@ func FuzzParseURI(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if checkBucket(b) != nil {
+		if source.CheckS3Bucket(b) != nil {
 			t.Fatalf("ParseURI(%q) accepted bucket %q", uri, b)
 		}
 		if p != "" && !strings.HasSuffix(p, "/") {
