@@ -37,13 +37,13 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(good, []byte("pools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\nroutes:\n  - {model: m, pool: cpu}\n"), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("pools:\n  - {name: cpu, endpoints: [\"triton\"]}\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "catalog.yaml"), []byte("models:\n  - {name: m, source: \"s3://b/m/\", pools: [cpu]}\n  - {name: a, source: \"s3://b/a/\", pools: [cpu, gpu]}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "catalog.yaml"), []byte("models:\n  - {name: m, source: \"s3://bkt/m/\", pools: [cpu]}\n  - {name: a, source: \"s3://bkt/a/\", pools: [cpu, gpu]}\n"), 0o644)
 	withCat := filepath.Join(dir, "withcat.yaml")
 	os.WriteFile(withCat, []byte("catalog: catalog.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\nroutes:\n  - {model: m, pool: cpu}\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "gpucat.yaml"), []byte("models:\n  - {name: big, source: \"s3://b/big/\", pools: [gpu]}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "gpucat.yaml"), []byte("models:\n  - {name: big, source: \"s3://bkt/big/\", pools: [gpu]}\n"), 0o644)
 	unknownPool := filepath.Join(dir, "unknownpool.yaml")
 	os.WriteFile(unknownPool, []byte("catalog: gpucat.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "badcat.yaml"), []byte("models:\n  - {name: x, source: \"s3://b/x/\", pool: [cpu]}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "badcat.yaml"), []byte("models:\n  - {name: x, source: \"s3://bkt/x/\", pool: [cpu]}\n"), 0o644)
 	badCat := filepath.Join(dir, "badcatcfg.yaml")
 	os.WriteFile(badCat, []byte("catalog: badcat.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\n"), 0o644)
 	cases := []struct {
@@ -58,7 +58,7 @@ func TestCommandLine(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, 1, "", "no such file or directory"},
 		{"routes from the catalog", []string{"--config", withCat, "--check"}, 0, "1 pools, 2 routes (1 from the catalog " + filepath.Join(dir, "catalog.yaml") + "): ok", ""},
 		{"catalog pool unknown", []string{"--config", unknownPool, "--check"}, 1, "", `model big: pool "gpu" is not one of the gateway's pools (cpu)`},
-		{"bad catalog", []string{"--config", badCat, "--check"}, 1, "", "badcat.yaml:2:36: models[0].pool: unknown field"},
+		{"bad catalog", []string{"--config", badCat, "--check"}, 1, "", "badcat.yaml:2:38: models[0].pool: unknown field"},
 		{"no config", nil, 1, "", "gateway: --config is required"},
 		{"bad flag", []string{"--confg", good}, 1, "", "unknown flag: --confg"},
 		{"help", []string{"--help"}, 0, "SIGTERM drains", ""},

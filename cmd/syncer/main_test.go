@@ -71,7 +71,7 @@ func TestBadInvocations(t *testing.T) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "models")
 	good := filepath.Join(dir, "catalog.yaml")
-	os.WriteFile(good, []byte("models:\n  - {name: a, source: \"s3://b/a/\", pools: [cpu]}\n"), 0o644)
+	os.WriteFile(good, []byte("models:\n  - {name: a, source: \"s3://bkt/a/\", pools: [cpu]}\n"), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("models:\n  - name: x\n    source: s3://models/x/\n    pools: [cpu]\n    verisons: {latest: 1}\n"), 0o644)
 	common := []string{"--repository", repo, "--triton", "none"}
@@ -342,7 +342,7 @@ func TestS3Catalog(t *testing.T) {
 func TestWatchAnswersLivenessWhileWaitingForTriton(t *testing.T) {
 	dir := t.TempDir()
 	cat := filepath.Join(dir, "catalog.yaml")
-	os.WriteFile(cat, []byte("models:\n  - {name: a, source: \"s3://b/a/\", pools: [cpu]}\n"), 0o644)
+	os.WriteFile(cat, []byte("models:\n  - {name: a, source: \"s3://bkt/a/\", pools: [cpu]}\n"), 0o644)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
