@@ -214,3 +214,34 @@ func TestOldVersionNeverRunsUnderNewConfig(t *testing.T) {
 		t.Errorf("version 1, which was fine, fails after v2's warm-up failed: %v", err)
 	}
 }
+
+// A new version wanted next to one already serving (numbers: [1, 2]) that
+// fails its warm-up is taken back out; version 1 keeps serving under its
+// own config.
+func TestFailedWarmupNextToAWantedVersionIsTakenOut(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "1", "config.pbtxt"), []byte(identCfg))
+	e := newEnv(t, localSources)
+	ctx := context.Background()
+	if res := e.syncer.Reconcile(ctx, parse(t, "models:\n  - {name: ident, source: "+src+", pools: [cpu], versions: {numbers: [1]}}\n")); !res.OK() {
+		t.Fatal(res.Err())
+	}
+	writeFile(t, filepath.Join(src, "2", "config.pbtxt"), []byte(identCfg+
+		`parameters { key: "fault_error_rate" value { string_value: "1" } }
+`))
+	res := e.syncer.Reconcile(ctx, parse(t, "models:\n  - {name: ident, source: "+src+", pools: [cpu], versions: {numbers: [1, 2]}}\n"))
+	if res.OK() {
+		t.Fatal("a version failing every inference passed its warm-up")
+	}
+	if got := e.index(t); got != "ident/1:READY" {
+		t.Errorf("after the failed warm-up Triton serves %q, want only ident/1", got)
+	}
+	req := identRequest()
+	req.ModelVersion = "1"
+	if _, err := e.lite.Client.ModelInfer(ctx, req); err != nil {
+		t.Errorf("version 1 after the failed warm-up of 2: %v", err)
+	}
+	if st := e.syncer.Status(); !st.Ready || st.InSync {
+		t.Errorf("status: ready %v (version 1 serves), in sync %v", st.Ready, st.InSync)
+	}
+}

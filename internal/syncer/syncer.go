@@ -631,7 +631,7 @@ func (s *Syncer) load(ctx context.Context, m *catalog.Model, cfg *inference.Mode
 			for _, v := range pending {
 				s.setVersion(m.Name, v, "error", err)
 			}
-			s.rollBack(ctx, m.Name, oldCfg, serving, log)
+			s.rollBack(ctx, m.Name, oldCfg, servedBefore(loaded, published, nil), log)
 			return err
 		}
 	}
@@ -644,7 +644,7 @@ func (s *Syncer) load(ctx context.Context, m *catalog.Model, cfg *inference.Mode
 		if err != nil {
 			s.m.errors.WithLabelValues(m.Name, stage).Inc()
 			s.setVersion(m.Name, v, "error", err)
-			s.rollBack(ctx, m.Name, oldCfg, serving, log)
+			s.rollBack(ctx, m.Name, oldCfg, servedBefore(loaded, published, []int64{v}), log)
 			return err
 		}
 		s.setWarm(m.Name, v, published[v])
@@ -690,6 +690,19 @@ func (s *Syncer) loadModel(ctx context.Context, model string) error {
 		return err
 	}
 	return s.o.Repo.SetLoadedConfig(model, digestOf(b))
+}
+
+// servedBefore lists the published versions that were ready before this
+// load, but for the ones that failed.
+func servedBefore(loaded map[int64]string, published map[int64]*modelrepo.Marker, failed []int64) []int64 {
+	var out []int64
+	for v, st := range loaded {
+		if st == "READY" && published[v] != nil && !slices.Contains(failed, v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // rollBack puts back the config and versions that served before a failed
