@@ -110,6 +110,10 @@ func (c *Client) resolveArtifact(uri string) (artifactLoc, error) {
 	default:
 		return artifactLoc{}, fmt.Errorf("artifact URI %q: not served by an MLflow artifacts proxy", uri)
 	}
+	// url.Parse lets through hosts that a URL cannot carry back ("::").
+	if _, err := url.Parse(ep.String()); err != nil {
+		return artifactLoc{}, fmt.Errorf("artifact URI %q: host %q: %w", uri, ep.Host, err)
+	}
 	var segs []string
 	for _, s := range strings.Split(p, "/") {
 		switch s {
