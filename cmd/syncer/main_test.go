@@ -375,3 +375,23 @@ func TestWatchAnswersLivenessWhileWaitingForTriton(t *testing.T) {
 		t.Errorf("/readyz %d while waiting for Triton, want 503", c)
 	}
 }
+
+// FuzzByteSize: an accepted size is positive and prints back to itself.
+func FuzzByteSize(f *testing.F) {
+	for _, s := range []string{"8MiB", "8388608", "512K", "1GiB", "0", "-1", "9223372036854775807", "1TiB", " 2 M"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var b byteSize
+		if b.Set(s) != nil {
+			return
+		}
+		if b <= 0 {
+			t.Fatalf("Set(%q) = %d", s, b)
+		}
+		var back byteSize
+		if err := back.Set(b.String()); err != nil || back != b {
+			t.Fatalf("Set(%q) = %d prints %q, which reads back as %d (%v)", s, b, b.String(), back, err)
+		}
+	})
+}
