@@ -83,6 +83,11 @@ func TestFetch(t *testing.T) {
 			if got, want := f.count("get"), parts(tc.files, tc.partSize); got != want {
 				t.Errorf("%d GETs, want %d (one per part)", got, want)
 			}
+			// The fake counts a write once it returns, which can be after
+			// the client has read it: wait for the count to settle.
+			for deadline := time.Now().Add(2 * time.Second); f.served.Load() < v.Size() && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
 			if f.served.Load() != v.Size() {
 				t.Errorf("served %d bytes, want %d", f.served.Load(), v.Size())
 			}
