@@ -44,6 +44,8 @@ func TestCommandLine(t *testing.T) {
 	unknownPool := filepath.Join(dir, "unknownpool.yaml")
 	os.WriteFile(unknownPool, []byte("catalog: gpucat.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "badcat.yaml"), []byte("models:\n  - {name: x, source: \"s3://bkt/x/\", pool: [cpu]}\n"), 0o644)
+	s3Cat := filepath.Join(dir, "s3cat.yaml")
+	os.WriteFile(s3Cat, []byte("catalog: s3://bkt/catalog.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\n"), 0o644)
 	badCat := filepath.Join(dir, "badcatcfg.yaml")
 	os.WriteFile(badCat, []byte("catalog: badcat.yaml\npools:\n  - {name: cpu, endpoints: [\"triton:8001\"]}\n"), 0o644)
 	cases := []struct {
@@ -58,6 +60,7 @@ func TestCommandLine(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, 1, "", "no such file or directory"},
 		{"routes from the catalog", []string{"--config", withCat, "--check"}, 0, "1 pools, 2 routes (1 from the catalog " + filepath.Join(dir, "catalog.yaml") + "): ok", ""},
 		{"catalog pool unknown", []string{"--config", unknownPool, "--check"}, 1, "", `model big: pool "gpu" is not one of the gateway's pools (cpu)`},
+		{"s3 catalog", []string{"--config", s3Cat, "--check"}, 1, "", "the gateway reads a catalog file"},
 		{"bad catalog", []string{"--config", badCat, "--check"}, 1, "", "badcat.yaml:2:38: models[0].pool: unknown field"},
 		{"no config", nil, 1, "", "gateway: --config is required"},
 		{"bad flag", []string{"--confg", good}, 1, "", "unknown flag: --confg"},

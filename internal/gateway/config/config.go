@@ -205,6 +205,9 @@ func Load(path string) (*Config, error) {
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if strings.Contains(c.Catalog, "://") {
+		return nil, fmt.Errorf("%s: catalog %q: the gateway reads a catalog file (mount the ConfigMap the syncers read); s3:// catalogs are for the syncers", path, c.Catalog)
+	}
 	if c.Catalog != "" {
 		if !filepath.IsAbs(c.Catalog) {
 			c.Catalog = filepath.Join(filepath.Dir(path), c.Catalog)
