@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -93,6 +94,45 @@ type ManifestEntry struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+}
+
+// ParseManifest reads a manifest: every entry's path must pass CheckPath,
+// appear once and not be the manifest itself; sizes are non-negative;
+// SHA-256 digests are 64 hex digits (returned lowercase). Unknown fields
+// are ignored, for manifests written by newer tools.
+func ParseManifest(data []byte) (map[string]ManifestEntry, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %v", err)
+	}
+	if m.Files == nil {
+		return nil, errors.New(`no "files" list`)
+	}
+	entries := make(map[string]ManifestEntry, len(m.Files))
+	for i, e := range m.Files {
+		if err := CheckPath(e.Path); err != nil {
+			return nil, fmt.Errorf("entry %d: %v", i, err)
+		}
+		if e.Path == ManifestFile {
+			return nil, fmt.Errorf("entry %d: lists the manifest itself", i)
+		}
+		if _, dup := entries[e.Path]; dup {
+			return nil, fmt.Errorf("entry %d: %q listed twice", i, e.Path)
+		}
+		if e.Size < 0 {
+			return nil, fmt.Errorf("entry %d (%q): negative size %d", i, e.Path, e.Size)
+		}
+		e.SHA256 = strings.ToLower(e.SHA256)
+		if _, err := hex.DecodeString(e.SHA256); err != nil || len(e.SHA256) != 64 {
+			shown := e.SHA256
+			if len(shown) > 80 {
+				shown = shown[:80] + "…"
+			}
+			return nil, fmt.Errorf("entry %d (%q): sha256 %q is not 64 hex digits", i, e.Path, shown)
+		}
+		entries[e.Path] = e
+	}
+	return entries, nil
 }
 
 // DigestOf is the digest of a list of files: "sha256:" and the hex SHA-256

@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -133,7 +132,7 @@ func (s *registrySource) Describe(ctx context.Context, n int64) (source.Version,
 	}
 	refusing := fmt.Sprintf("mlflow: refusing registered model %q version %d (%s)", s.model, n, uri)
 	if manifest != nil {
-		entries, err := parseManifest(manifest)
+		entries, err := source.ParseManifest(manifest)
 		if err != nil {
 			return source.Version{}, fmt.Errorf("%s: %s: %v", refusing, source.ManifestFile, err)
 		}
@@ -248,46 +247,6 @@ func (s *registrySource) splitManifest(n int64, uri string, all []source.File) (
 		files = append(files, f)
 	}
 	return files, mf, nil
-}
-
-// parseManifest reads a manifest: every entry's path passes
-// source.CheckPath, appears once and is not the manifest itself; sizes are
-// non-negative; digests are 64 hex digits (returned lowercase). Unknown
-// fields are ignored.
-func parseManifest(data []byte) (map[string]source.ManifestEntry, error) {
-	var m source.Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %v", err)
-	}
-	if m.Files == nil {
-		return nil, errors.New(`no "files" list`)
-	}
-	entries := make(map[string]source.ManifestEntry, len(m.Files))
-	for i, e := range m.Files {
-		if err := source.CheckPath(e.Path); err != nil {
-			return nil, fmt.Errorf("entry %d: %v", i, err)
-		}
-		if e.Path == source.ManifestFile {
-			return nil, fmt.Errorf("entry %d: lists the manifest itself", i)
-		}
-		if _, dup := entries[e.Path]; dup {
-			return nil, fmt.Errorf("entry %d: %q listed twice", i, e.Path)
-		}
-		if e.Size < 0 {
-			return nil, fmt.Errorf("entry %d (%q): negative size %d", i, e.Path, e.Size)
-		}
-		e.SHA256 = strings.ToLower(e.SHA256)
-		if len(e.SHA256) != 64 || !isHex(e.SHA256) {
-			return nil, fmt.Errorf("entry %d (%q): sha256 %q is not 64 hex digits", i, e.Path, clip(e.SHA256))
-		}
-		entries[e.Path] = e
-	}
-	return entries, nil
-}
-
-func isHex(s string) bool {
-	_, err := hex.DecodeString(s)
-	return err == nil
 }
 
 // applyManifest sets SHA256 (and, where the listing has none, Size) on

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -419,7 +418,7 @@ func (st *Store) applyManifest(ctx context.Context, origin string, mf source.Fil
 	if err != nil {
 		return fmt.Errorf("reading the manifest of %s: %w", origin, err)
 	}
-	entries, err := parseManifest(data)
+	entries, err := source.ParseManifest(data)
 	if err != nil {
 		return fmt.Errorf("refusing %s: manifest %s: %v", origin, mf.Loc, err)
 	}
@@ -447,41 +446,6 @@ func (st *Store) applyManifest(ctx context.Context, origin string, mf source.Fil
 		return fmt.Errorf("refusing %s: the manifest lists files that are not in the bucket: %s (an incomplete upload?)", origin, strings.Join(missing, ", "))
 	}
 	return nil
-}
-
-// parseManifest reads a manifest: every entry's path must pass
-// source.CheckPath, appear once and not be the manifest itself; sizes are
-// non-negative; SHA-256 digests are 64 hex digits (returned lowercase).
-// Unknown fields are ignored, for manifests written by newer tools.
-func parseManifest(data []byte) (map[string]source.ManifestEntry, error) {
-	var m source.Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %v", err)
-	}
-	if m.Files == nil {
-		return nil, errors.New(`no "files" list`)
-	}
-	entries := make(map[string]source.ManifestEntry, len(m.Files))
-	for i, e := range m.Files {
-		if err := source.CheckPath(e.Path); err != nil {
-			return nil, fmt.Errorf("entry %d: %v", i, err)
-		}
-		if e.Path == source.ManifestFile {
-			return nil, fmt.Errorf("entry %d: lists the manifest itself", i)
-		}
-		if _, dup := entries[e.Path]; dup {
-			return nil, fmt.Errorf("entry %d: %q listed twice", i, e.Path)
-		}
-		if e.Size < 0 {
-			return nil, fmt.Errorf("entry %d (%q): negative size %d", i, e.Path, e.Size)
-		}
-		e.SHA256 = strings.ToLower(e.SHA256)
-		if len(e.SHA256) != 64 || !isHex(e.SHA256) {
-			return nil, fmt.Errorf("entry %d (%q): sha256 %q is not 64 hex digits", i, e.Path, e.SHA256)
-		}
-		entries[e.Path] = e
-	}
-	return entries, nil
 }
 
 // etagNotMD5 says whether a response's ETag cannot be its MD5 even if it
