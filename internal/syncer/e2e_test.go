@@ -20,6 +20,7 @@ import (
 	"github.com/tritongate/tritongate/internal/source/mlflow/mlflowtest"
 	s3src "github.com/tritongate/tritongate/internal/source/s3"
 	"github.com/tritongate/tritongate/internal/source/s3/s3test"
+	"github.com/tritongate/tritongate/internal/syncer"
 	"github.com/tritongate/tritongate/proto/inference"
 )
 
@@ -52,18 +53,37 @@ func realSources(t testing.TB, s3 *s3test.Server) func(c *catalog.Catalog, m *ca
 	}
 }
 
-func inferLoop(ctx context.Context, e *env, model string, stop *atomic.Bool, ok, failed *atomic.Int64, firstErr *atomic.Value, wg *sync.WaitGroup) {
-	defer wg.Done()
-	for !stop.Load() {
-		req := mnistRequest()
-		req.ModelName = model
-		if _, err := e.lite.Client.ModelInfer(ctx, req); err != nil {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err)
-		} else {
-			ok.Add(1)
-		}
+// whileInferring runs change while 4 clients send mnist inferences to
+// model in a loop (and 50 ms after it), and counts what succeeded and
+// what failed.
+func whileInferring(e *env, model string, change func()) (ok, failed int64, firstErr error) {
+	ctx := context.Background()
+	var stop atomic.Bool
+	var okN, failedN atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				req := mnistRequest()
+				req.ModelName = model
+				if _, err := e.lite.Client.ModelInfer(ctx, req); err != nil {
+					failedN.Add(1)
+					first.CompareAndSwap(nil, err)
+				} else {
+					okN.Add(1)
+				}
+			}
+		}()
 	}
+	change()
+	time.Sleep(50 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	firstErr, _ = first.Load().(error)
+	return okN.Load(), failedN.Load(), firstErr
 }
 
 // TestEndToEnd: models from S3 and from the MLflow registry (artifacts in
@@ -126,25 +146,17 @@ models:
 	}
 
 	// The champion moves to version 2 while clients infer.
-	var stop atomic.Bool
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go inferLoop(ctx, e, "ranker", &stop, &ok, &failed, &firstErr, &wg)
-	}
-	reg.SetAlias("ranker", "champion", 2)
-	res := e.syncer.Reconcile(ctx, cat)
-	time.Sleep(50 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
+	var res syncer.Result
+	ok, failed, firstErr := whileInferring(e, "ranker", func() {
+		reg.SetAlias("ranker", "champion", 2)
+		res = e.syncer.Reconcile(ctx, cat)
+	})
 	if !res.OK() {
 		t.Fatal(res.Err())
 	}
-	t.Logf("%d inferences while the alias moved, %d failed", ok.Load(), failed.Load())
-	if failed.Load() > 0 || ok.Load() == 0 {
-		t.Errorf("%d of %d inferences failed while the alias moved: %v", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
+	t.Logf("%d inferences while the alias moved, %d failed", ok, failed)
+	if failed > 0 || ok == 0 {
+		t.Errorf("%d of %d inferences failed while the alias moved: %v", failed, ok+failed, firstErr)
 	}
 	if got := e.index(t); got != "digits/2:READY ranker/2:READY shapes/1:READY" {
 		t.Errorf("after the alias moved Triton has %q", got)

@@ -8,10 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -177,36 +174,18 @@ models:
 		t.Errorf("status %+v", st.Models["digits"])
 	}
 
-	// A client loops while version 3 replaces version 2.
-	var stop atomic.Bool
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				if _, err := e.lite.Client.ModelInfer(ctx, mnistRequest()); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
-	writeFile(t, filepath.Join(src, "3", "model.onnx"), onnx)
-	res := e.syncer.Reconcile(ctx, cat)
-	time.Sleep(50 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
+	// Clients loop while version 3 replaces version 2.
+	var res syncer.Result
+	ok, failed, firstErr := whileInferring(e, "digits", func() {
+		writeFile(t, filepath.Join(src, "3", "model.onnx"), onnx)
+		res = e.syncer.Reconcile(ctx, cat)
+	})
 	if !res.OK() {
 		t.Fatal(res.Err())
 	}
-	t.Logf("%d inferences during the switch, %d failed", ok.Load(), failed.Load())
-	if failed.Load() > 0 {
-		t.Errorf("%d inferences failed during the switch: %v", failed.Load(), firstErr.Load())
+	t.Logf("%d inferences during the switch, %d failed", ok, failed)
+	if failed > 0 {
+		t.Errorf("%d inferences failed during the switch: %v", failed, firstErr)
 	}
 	if got := e.index(t); got != "digits/3:READY" {
 		t.Errorf("after the switch Triton has %s", got)
