@@ -88,6 +88,8 @@ type Syncer struct {
 	// warm records the versions this process saw ready and warmed up
 	// (model/version/digest); after a restart each is warmed up again.
 	warm map[string]bool
+	// configs caches each model's config (see config).
+	configs map[string]cachedConfig
 
 	mu     sync.Mutex
 	status Status
@@ -108,7 +110,7 @@ func New(o Options) *Syncer {
 	if o.Progress == nil {
 		o.Progress = noProgress{}
 	}
-	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer), heavy: make(chan struct{}, o.Parallel), refused: map[string]error{}, warm: map[string]bool{}}
+	s := &Syncer{o: o, log: o.Logger.With("pool", o.Pool), m: newMetrics(o.Registerer), heavy: make(chan struct{}, o.Parallel), refused: map[string]error{}, warm: map[string]bool{}, configs: map[string]cachedConfig{}}
 	s.status = Status{Pool: o.Pool, Models: map[string]*ModelStatus{}}
 	return s
 }
@@ -287,6 +289,7 @@ func (s *Syncer) finish(c *catalog.Catalog, res Result, start time.Time) {
 	for name := range s.status.Models {
 		if !wanted[name] {
 			delete(s.status.Models, name)
+			delete(s.configs, name)
 			gone = append(gone, name)
 		}
 	}
@@ -388,7 +391,7 @@ func (s *Syncer) reconcileModel(ctx context.Context, c *catalog.Catalog, m *cata
 		}
 	}
 
-	cfg, err := s.config(c, m, want)
+	cfg, err := s.config(c, m, want, published)
 	if err != nil {
 		s.m.errors.WithLabelValues(m.Name, "config").Inc()
 		return err
@@ -561,12 +564,38 @@ func (s *Syncer) baseConfig(c *catalog.Catalog, m *catalog.Model, versionDir str
 
 // config is the model's config.pbtxt for the wanted versions: from the
 // newest one.
-func (s *Syncer) config(c *catalog.Catalog, m *catalog.Model, want []int64) (*inference.ModelConfig, error) {
+func (s *Syncer) config(c *catalog.Catalog, m *catalog.Model, want []int64, published map[int64]*modelrepo.Marker) (*inference.ModelConfig, error) {
 	if len(want) == 0 {
 		return nil, errors.New("no version wanted")
 	}
 	newest := want[len(want)-1]
-	return s.baseConfig(c, m, filepath.Join(s.o.Repo.Root, m.Name, strconv.FormatInt(newest, 10)))
+	// A published version never changes, so its config under one catalog
+	// is computed once, not read from the model files every reconcile.
+	key := ""
+	if mk := published[newest]; mk != nil {
+		key = fmt.Sprintf("%d/%s/%s", newest, mk.Digest, c.Digest)
+	}
+	s.mu.Lock()
+	cached := s.configs[m.Name]
+	s.mu.Unlock()
+	if key != "" && cached.key == key {
+		return proto.Clone(cached.cfg).(*inference.ModelConfig), nil
+	}
+	cfg, err := s.baseConfig(c, m, filepath.Join(s.o.Repo.Root, m.Name, strconv.FormatInt(newest, 10)))
+	if err != nil || key == "" {
+		return cfg, err
+	}
+	s.mu.Lock()
+	s.configs[m.Name] = cachedConfig{key: key, cfg: proto.Clone(cfg).(*inference.ModelConfig)}
+	s.mu.Unlock()
+	return cfg, nil
+}
+
+// cachedConfig is a model's config for one version, marker digest and
+// catalog digest.
+type cachedConfig struct {
+	key string
+	cfg *inference.ModelConfig
 }
 
 // writeConfig writes cfg with a version policy selecting exactly versions.
