@@ -428,7 +428,7 @@ func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	defer func() { signal.Stop(hup); close(hup) }() // ends the goroutine below
 	go func() {
 		for range hup {
 			poke()
