@@ -309,6 +309,22 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		stores[key] = st
 		return st, nil
 	}
+	// One MLflow client per server (its connections are reused by every
+	// model and every reconcile).
+	mlflows := map[string]*mlflow.Client{}
+	mlflowFor := func(o mlflow.Options) (*mlflow.Client, error) {
+		storeMu.Lock()
+		defer storeMu.Unlock()
+		if cl := mlflows[o.BaseURL]; cl != nil {
+			return cl, nil
+		}
+		cl, err := mlflow.New(o)
+		if err != nil {
+			return nil, err
+		}
+		mlflows[o.BaseURL] = cl
+		return cl, nil
+	}
 	sources := func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
 		kind, where, err := catalog.SourceOf(m.Source)
 		if err != nil {
@@ -332,7 +348,7 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 			if o.BaseURL == "" {
 				return nil, errors.New("no MLflow server: set mlflow.tracking_uri in the catalog or MLFLOW_TRACKING_URI")
 			}
-			cl, err := mlflow.New(o)
+			cl, err := mlflowFor(o)
 			if err != nil {
 				return nil, err
 			}
