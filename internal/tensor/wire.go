@@ -9,10 +9,12 @@ import (
 // RequestInputs decodes the input tensors of a ModelInferRequest the way
 // Triton's gRPC frontend does: an input carries its data either in its typed
 // `contents` (packed into raw layout here) or, in order, in the request's
-// raw_input_contents; the two cannot be mixed. Errors use Triton's messages
-// and name the input. Sizes and shapes are not checked against each other here
-// (Validate, or a model-aware check, does that); the returned tensors alias
-// the request's raw buffers.
+// raw_input_contents; the two cannot be mixed, and raw entries beyond the
+// inputs are ignored. A datatype Triton does not know is Invalid here (the
+// model's datatype check reports it, as Triton's does). Errors use Triton's
+// messages and name the input. Sizes and shapes are not checked against each
+// other here (Validate, or a model-aware check, does that); the returned
+// tensors alias the request's raw buffers.
 func RequestInputs(req *inference.ModelInferRequest) ([]Tensor, error) {
 	model := req.GetModelName()
 	raw := req.GetRawInputContents()
@@ -20,18 +22,15 @@ func RequestInputs(req *inference.ModelInferRequest) ([]Tensor, error) {
 	next := 0
 	for _, in := range req.GetInputs() {
 		name := in.GetName()
-		dt, ok := Parse(in.GetDatatype())
-		if !ok {
-			return nil, fmt.Errorf("inference input '%s' has unknown datatype '%s' for model '%s'", name, in.GetDatatype(), model)
-		}
+		dt, _ := Parse(in.GetDatatype())
 		t := Tensor{Name: name, DataType: dt, Shape: in.GetShape()}
 		switch {
 		case in.GetContents() != nil && len(raw) > 0:
 			return nil, fmt.Errorf("contents field must not be specified when using raw_input_contents for '%s' for model '%s'", name, model)
 		case in.GetContents() != nil:
-			data, err := FromContents(dt, in.GetContents())
+			data, err := requestContents(name, model, dt, in.GetContents())
 			if err != nil {
-				return nil, fmt.Errorf("unexpected explicit tensor data for input tensor '%s' for model '%s': %w", name, model, err)
+				return nil, err
 			}
 			t.Data = data
 		case next < len(raw):
@@ -42,10 +41,82 @@ func RequestInputs(req *inference.ModelInferRequest) ([]Tensor, error) {
 		}
 		out = append(out, t)
 	}
-	if next < len(raw) {
-		return nil, fmt.Errorf("model '%s': %d raw_input_contents entries for %d inputs", model, len(raw), next)
-	}
 	return out, nil
+}
+
+// tritonName is a datatype as Triton's TRITONSERVER_DataTypeString writes it.
+func tritonName(dt DataType) string {
+	if !dt.Valid() {
+		return "<invalid>"
+	}
+	return dt.String()
+}
+
+// requestContents packs an input's typed contents into raw layout as
+// Triton's frontend does: each populated field, in field order, must be the
+// input's datatype (int_contents and uint_contents carry INT8/INT16 and
+// UINT8/UINT16 when the input is declared so, and are truncated to them),
+// and only one field may hold data.
+func requestContents(name, model string, dt DataType, c *inference.InferTensorContents) ([]byte, error) {
+	narrow := func(field DataType, candidates ...DataType) DataType {
+		for _, d := range candidates {
+			if dt == d {
+				return d
+			}
+		}
+		return field
+	}
+	fields := []struct {
+		dt DataType
+		n  int
+	}{
+		{Bool, len(c.GetBoolContents())},
+		{narrow(Int32, Int8, Int16), len(c.GetIntContents())},
+		{Int64, len(c.GetInt64Contents())},
+		{narrow(Uint32, Uint8, Uint16), len(c.GetUintContents())},
+		{Uint64, len(c.GetUint64Contents())},
+		{FP32, len(c.GetFp32Contents())},
+		{FP64, len(c.GetFp64Contents())},
+		{Bytes, len(c.GetBytesContents())},
+	}
+	supplied := false
+	for _, f := range fields {
+		if f.n == 0 {
+			continue
+		}
+		if supplied {
+			return nil, fmt.Errorf("unexpected explicit tensor data for input tensor '%s' for model '%s', binary data was already supplied.", name, model)
+		}
+		if f.dt != dt {
+			return nil, fmt.Errorf("unexpected explicit tensor data for input tensor '%s' for model '%s' of type '%s', expected datatype '%s'", name, model, tritonName(f.dt), tritonName(dt))
+		}
+		supplied = true
+	}
+	if !supplied {
+		return []byte{}, nil // contents without values: no data (the size check reports it)
+	}
+	sz := dt.Size()
+	switch dt {
+	case Int8, Int16: // the low bytes of each value, as Triton takes them
+		v := c.GetIntContents()
+		data := make([]byte, len(v)*sz)
+		for i, x := range v {
+			putInt(data[i*sz:], sz, uint64(x))
+		}
+		return data, nil
+	case Uint8, Uint16:
+		v := c.GetUintContents()
+		data := make([]byte, len(v)*sz)
+		for i, x := range v {
+			putInt(data[i*sz:], sz, uint64(x))
+		}
+		return data, nil
+	}
+	data, err := FromContents(dt, c)
+	if err != nil {
+		return nil, fmt.Errorf("unexpected explicit tensor data for input tensor '%s' for model '%s': %w", name, model, err)
+	}
+	return data, nil
 }
 
 // SetRequestInputs writes tensors into req as inputs with raw_input_contents

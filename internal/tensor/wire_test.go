@@ -3,7 +3,6 @@ package tensor
 import (
 	"bytes"
 	"slices"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -79,17 +78,49 @@ func TestRequestInputsErrors(t *testing.T) {
 		{"no data", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("a", "FP32", nil), in("b", "FP32", nil)}, RawInputContents: [][]byte{{0, 0, 0, 0}}},
 			"unable to find data for input tensor 'b' for model 'm' in request."},
 		{"wrong field", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("a", "INT32", &inference.InferTensorContents{Fp32Contents: []float32{1}})}},
-			"unexpected explicit tensor data for input tensor 'a' for model 'm'"},
-		{"datatype", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("a", "FLOAT32", nil)}, RawInputContents: [][]byte{{0}}},
-			"inference input 'a' has unknown datatype 'FLOAT32' for model 'm'"},
-		{"extra raw", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("a", "UINT8", nil)}, RawInputContents: [][]byte{{0}, {1}}},
-			"2 raw_input_contents entries for 1 inputs"},
+			"unexpected explicit tensor data for input tensor 'a' for model 'm' of type 'FP32', expected datatype 'INT32'"},
+		{"int_contents for INT64", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("a", "INT64", &inference.InferTensorContents{IntContents: []int32{1}})}},
+			"unexpected explicit tensor data for input tensor 'a' for model 'm' of type 'INT32', expected datatype 'INT64'"},
+		{"two fields", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("a", "INT64", &inference.InferTensorContents{Int64Contents: []int64{1}, Fp64Contents: []float64{2}})}},
+			"unexpected explicit tensor data for input tensor 'a' for model 'm', binary data was already supplied."},
+		{"FP16 has no field", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("h", "FP16", &inference.InferTensorContents{Fp32Contents: []float32{1}})}},
+			"unexpected explicit tensor data for input tensor 'h' for model 'm' of type 'FP32', expected datatype 'FP16'"},
+		{"unknown datatype, typed", &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{in("a", "FLOAT32", &inference.InferTensorContents{Fp32Contents: []float32{1}})}},
+			"unexpected explicit tensor data for input tensor 'a' for model 'm' of type 'FP32', expected datatype '<invalid>'"},
 	}
 	for _, tc := range tests {
 		_, err := RequestInputs(tc.req)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestRequestInputsAcceptsWhatTritonAccepts: Triton's gRPC frontend takes
+// the low bytes of int_contents/uint_contents for 8- and 16-bit inputs,
+// ignores raw_input_contents beyond the inputs, and leaves an unknown
+// datatype to the model's datatype check.
+func TestRequestInputsAcceptsWhatTritonAccepts(t *testing.T) {
+	req := &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{
+		{Name: "i8", Datatype: "INT8", Shape: []int64{3}, Contents: &inference.InferTensorContents{IntContents: []int32{1000, -1, 127}}},
+		{Name: "u16", Datatype: "UINT16", Shape: []int64{2}, Contents: &inference.InferTensorContents{UintContents: []uint32{65537, 2}}},
+		{Name: "empty", Datatype: "FP32", Shape: []int64{1}, Contents: &inference.InferTensorContents{}},
+	}}
+	ts, err := RequestInputs(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ts[0].Data, []byte{0xe8, 0xff, 0x7f}) || !bytes.Equal(ts[1].Data, []byte{1, 0, 2, 0}) || ts[2].Data == nil || len(ts[2].Data) != 0 {
+		t.Errorf("typed contents packed as %x, %x, %x", ts[0].Data, ts[1].Data, ts[2].Data)
+	}
+	raw := &inference.ModelInferRequest{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "a", Datatype: "FLOAT32", Shape: []int64{1}}},
+		RawInputContents: [][]byte{{1, 2, 3, 4}, {5}}}
+	ts, err = RequestInputs(raw)
+	if err != nil {
+		t.Fatalf("unknown datatype with an extra raw entry: %v", err)
+	}
+	if len(ts) != 1 || ts[0].DataType != Invalid || !bytes.Equal(ts[0].Data, []byte{1, 2, 3, 4}) {
+		t.Errorf("decoded %+v", ts)
 	}
 }
 

@@ -92,6 +92,7 @@ type fastCall struct {
 	prefix     [5]byte
 	deadline   time.Time
 	routeBound bool // the route's timeout, not the client's deadline, set it
+	anyBackend bool // see begin
 	shadow     bool
 	tried      []*pool.Endpoint
 	attempts   int
@@ -132,19 +133,13 @@ func (c *fastCall) run(b *h2.Batch) {
 		return
 	}
 	c.rt = rt
-	if err := req.validate(); err != nil {
-		s.m.invalid.WithLabelValues("invalid_tensor").Inc()
-		s.m.requests.WithLabelValues(rt.Model, "", rt.Pool.Name(), codes.InvalidArgument.String()).Inc()
-		c.rt = nil // counted
-		c.reply(codes.InvalidArgument, err.Error(), b)
-		return
-	}
 	get := func(k string) string { return h2.Get(c.fs.Header, k) }
 	// The client's request id travels to the backend with the other
 	// headers; the gateway names requests without one only in its logs.
 	c.requestID = get("x-request-id")
 	var how string
 	c.target, how = rt.Choose(req.version, get)
+	c.anyBackend = answersAny(how)
 	c.version = c.target.Version
 	if c.version == "" {
 		c.version = "latest"
@@ -190,7 +185,7 @@ func (c *fastCall) run(b *h2.Batch) {
 // attempt sends the request to the next backend.
 func (c *fastCall) attempt(b *h2.Batch) {
 	s := c.s
-	ep, report, err := s.begin(c.target, c.tried)
+	ep, report, err := s.begin(c.target, c.anyBackend, c.tried)
 	if err != nil {
 		if c.lastErr != nil {
 			c.failWith(c.lastErr, b)

@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gateway_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully."}),
 		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gateway_invalid_requests_total",
-			Help: "Requests refused before routing, by reason (malformed, invalid_tensor, unknown_model)."}, []string{"reason"}),
+			Help: "Requests refused before routing, by reason (malformed, unknown_model)."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.inFlight, m.retries, m.budgetOut, m.choices, m.shadow, m.shadowAbs, m.shadowRel, m.reloads, m.lastReload, m.invalid)

@@ -116,11 +116,6 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 		s.m.invalid.WithLabelValues("unknown_model").Inc()
 		return nil, unknownModel(req.model)
 	}
-	if err := req.validate(); err != nil {
-		s.m.invalid.WithLabelValues("invalid_tensor").Inc()
-		s.m.requests.WithLabelValues(rt.Model, "", rt.Pool.Name(), codes.InvalidArgument.String()).Inc()
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
 	requestID := header(md)("x-request-id")
 	if requestID == "" {
 		requestID = newRequestID()
@@ -136,7 +131,7 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 		fwd.extra = appendString(nil, reqModelVersion, target.Version)
 	}
 
-	resp, err := s.call(ctx, st, rt, target, fwd, requestID)
+	resp, err := s.call(ctx, st, rt, target, answersAny(how), fwd, requestID)
 	code := status.Code(err)
 	s.m.requests.WithLabelValues(rt.Model, versionLabel, target.Pool.Name(), code.String()).Inc()
 	s.m.duration.WithLabelValues(rt.Model, target.Pool.Name()).Observe(time.Since(start).Seconds())
@@ -153,8 +148,8 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 
 // call sends a request to the target's pool, retrying on another backend
 // when it is safe and the budget allows, within the client's deadline (less
-// a margin) or the route's timeout.
-func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target route.Target, fwd *rawMsg, requestID string) (*rawMsg, error) {
+// a margin) or the route's timeout. anyBackend: see begin.
+func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target route.Target, anyBackend bool, fwd *rawMsg, requestID string) (*rawMsg, error) {
 	cfg := st.cfg.Defaults
 	deadline := time.Now().Add(rt.Timeout)
 	routeBound := true
@@ -173,7 +168,7 @@ func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target ro
 	var tried []*pool.Endpoint
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		ep, done, err := s.begin(target, tried)
+		ep, done, err := s.begin(target, anyBackend, tried)
 		if err != nil {
 			if lastErr != nil {
 				return nil, lastErr
@@ -215,11 +210,22 @@ func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target ro
 	}
 }
 
+// answersAny reports whether a request whose target no backend has READY
+// goes to a backend anyway (see begin): when the client chose the version,
+// or none, so that it gets what Triton itself answers. A version the
+// gateway chose (split, sticky) or a pin, which Triton knows nothing of,
+// gets the gateway's UNAVAILABLE.
+func answersAny(how string) bool { return how == route.ByRequest || how == route.ByDefault }
+
 // begin picks a backend and gets its breaker's permission; a backend whose
 // breaker refuses (half-open and busy probing) is skipped. Backends already
 // tried are avoided while another one can take the request; else the same
-// one is tried again (after the caller's backoff).
-func (s *Server) begin(target route.Target, tried []*pool.Endpoint) (*pool.Endpoint, func(error), error) {
+// one is tried again (after the caller's backoff). With anyBackend, when no
+// backend of the pool has the model version READY, one that passed its
+// health check takes the request: the client gets Triton's own answer for
+// an unknown version, a version not ready, a model with no ready version or
+// a malformed version string, not the gateway's.
+func (s *Server) begin(target route.Target, anyBackend bool, tried []*pool.Endpoint) (*pool.Endpoint, func(error), error) {
 	var refused []*pool.Endpoint
 	avoid := tried
 	for range 8 {
@@ -227,6 +233,11 @@ func (s *Server) begin(target route.Target, tried []*pool.Endpoint) (*pool.Endpo
 		if err != nil && len(avoid) > 0 {
 			avoid = nil
 			continue
+		}
+		if err != nil && anyBackend && len(refused) == 0 && !target.Pool.Ready(target.Model, target.Version) {
+			if e := target.Pool.Healthy(); e != nil {
+				ep, err = e, nil
+			}
 		}
 		if err != nil {
 			if len(refused) > 0 {

@@ -551,8 +551,9 @@ func (s *Server) modelReady(_ context.Context, req *inference.ModelReadyRequest)
 	return &inference.ModelReadyResponse{Ready: false}, nil
 }
 
-// backendFor picks a backend of the model's pool that has the version READY;
-// release when done with it.
+// backendFor picks a backend of the model's pool that has the version READY,
+// or, when none has, one that passed its health check, which answers as
+// Triton does for an unknown or unready version; release when done with it.
 func (s *Server) backendFor(model, version string) (_ *pool.Endpoint, release func(), _ error) {
 	st := s.acquire()
 	e, err := backendIn(st, model, version)
@@ -581,6 +582,15 @@ func backendIn(st *state, model, version string) (*pool.Endpoint, error) {
 		}
 	}
 	if e := rt.Pool.Any(model, version); e != nil {
+		return e, nil
+	}
+	p := rt.Pool
+	for _, t := range rt.Targets() {
+		if version != "" && t.Version == version {
+			p = t.Pool
+		}
+	}
+	if e := p.Healthy(); e != nil {
 		return e, nil
 	}
 	return nil, status.Errorf(codes.Unavailable, "no ready backend for model '%s'", model)
@@ -620,6 +630,10 @@ func (s *Server) modelConfig(ctx context.Context, req *inference.ModelConfigRequ
 func (s *Server) modelStatistics(ctx context.Context, req *inference.ModelStatisticsRequest) (any, error) {
 	if req.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "the gateway reports statistics per model: give a model name (each backend has its own)")
+	}
+	if _, ok := s.state.Load().table.Lookup(req.GetName()); !ok {
+		// Triton's answer for statistics of a model it does not serve.
+		return nil, status.Errorf(codes.InvalidArgument, "requested model '%s' is not available", req.GetName())
 	}
 	e, release, err := s.backendFor(req.GetName(), req.GetVersion())
 	if err != nil {
