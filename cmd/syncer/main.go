@@ -284,20 +284,11 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		Help: "S3 requests retried after a transient failure (throttling, 5xx, timeouts, cut bodies), by action."}, []string{"action"})
 	a.reg.MustRegister(s3Retries)
 	var storeMu sync.Mutex // sources are made from parallel model workers
-	stores := map[string]*s3src.Store{}
-	storeFor := func(c *catalog.Catalog) (*s3src.Store, error) {
-		o := flagOpts // the flags, over the catalog's settings
-		if o.Endpoint == "" {
-			o.Endpoint = c.S3.Endpoint
-		}
-		if o.Region == "" {
-			o.Region = c.S3.Region
-		}
-		o.PathStyle = o.PathStyle || c.S3.PathStyle
-		key := fmt.Sprintf("%s|%s|%v", o.Endpoint, o.Region, o.PathStyle)
+	stores := map[s3src.ClientOptions]*s3src.Store{}
+	storeWith := func(o s3src.ClientOptions) (*s3src.Store, error) {
 		storeMu.Lock()
 		defer storeMu.Unlock()
-		if st := stores[key]; st != nil {
+		if st := stores[o]; st != nil {
 			return st, nil
 		}
 		cl, err := s3src.NewClient(ctx, o)
@@ -306,23 +297,57 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		}
 		st := s3src.NewStore(s3src.Options{Client: cl, Concurrency: f.concurrency, PartSize: f.partSize, Logger: log,
 			OnRetry: func(action string) { s3Retries.WithLabelValues(action).Inc() }})
-		stores[key] = st
+		stores[o] = st
 		return st, nil
+	}
+	// S3 model sources: the flags over the catalog's s3: block, as it is at
+	// each reconcile (a client per distinct setting).
+	s3Opts := func(c *catalog.Catalog) s3src.ClientOptions {
+		o := flagOpts
+		if o.Endpoint == "" {
+			o.Endpoint = c.S3.Endpoint
+		}
+		if o.Region == "" {
+			o.Region = c.S3.Region
+		}
+		o.PathStyle = o.PathStyle || c.S3.PathStyle
+		return o
+	}
+	// s3:// artifacts of MLflow versions: MLflow's own S3 settings
+	// (MLFLOW_S3_ENDPOINT_URL, ...) come before the catalog's, as they do
+	// for MLflow's client; the flags before both.
+	mlflowS3, err := mlflow.S3SettingsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	mlflowOpts := func(c *catalog.Catalog) s3src.ClientOptions {
+		o := s3Opts(c)
+		if f.s3Endpoint == "" && mlflowS3.Endpoint != "" {
+			o.Endpoint = mlflowS3.Endpoint
+			o.PathStyle = f.s3PathStyle || mlflowS3.PathStyle
+		}
+		o.InsecureTLS = mlflowS3.IgnoreTLS
+		return o
+	}
+	mlflowEnv, err := mlflow.OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, nil, err
 	}
 	// One MLflow client per server (its connections are reused by every
 	// model and every reconcile).
-	mlflows := map[string]*mlflow.Client{}
+	mlflows := map[[2]string]*mlflow.Client{}
 	mlflowFor := func(o mlflow.Options) (*mlflow.Client, error) {
 		storeMu.Lock()
 		defer storeMu.Unlock()
-		if cl := mlflows[o.BaseURL]; cl != nil {
+		key := [2]string{o.BaseURL, o.RegistryURL}
+		if cl := mlflows[key]; cl != nil {
 			return cl, nil
 		}
 		cl, err := mlflow.New(o)
 		if err != nil {
 			return nil, err
 		}
-		mlflows[o.BaseURL] = cl
+		mlflows[key] = cl
 		return cl, nil
 	}
 	sources := func(c *catalog.Catalog, m *catalog.Model) (source.Source, error) {
@@ -332,31 +357,27 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		}
 		switch kind {
 		case catalog.S3:
-			st, err := storeFor(c)
+			st, err := storeWith(s3Opts(c))
 			if err != nil {
 				return nil, err
 			}
 			return st.Model(where)
 		case catalog.MLflow:
-			o, err := mlflow.OptionsFromEnv(os.Getenv)
-			if err != nil {
-				return nil, err
-			}
+			o := mlflowEnv
 			if c.MLflow.TrackingURI != "" {
 				o.BaseURL = c.MLflow.TrackingURI
 			}
-			if o.BaseURL == "" {
-				return nil, errors.New("no MLflow server: set mlflow.tracking_uri in the catalog or MLFLOW_TRACKING_URI")
+			if c.MLflow.RegistryURI != "" {
+				o.RegistryURL = c.MLflow.RegistryURI
 			}
 			cl, err := mlflowFor(o)
 			if err != nil {
 				return nil, err
 			}
-			st, err := storeFor(c)
-			if err != nil {
-				return nil, err
-			}
-			return mlflow.NewSource(cl, where, st), nil
+			// The S3 client is made when a version's artifacts are in S3:
+			// versions behind the artifacts proxy need no AWS settings.
+			objects := &lazyStore{get: func() (*s3src.Store, error) { return storeWith(mlflowOpts(c)) }}
+			return mlflow.NewSource(cl, where, objects), nil
 		default:
 			return local.New(where), nil
 		}
@@ -381,6 +402,27 @@ func setup(ctx context.Context, f flags, stderr io.Writer) (*app, *catalog.Catal
 		repo.Close()
 	}
 	return a, cat, nil
+}
+
+// lazyStore is an mlflow.ObjectStore whose S3 client is made at first use.
+type lazyStore struct {
+	get func() (*s3src.Store, error)
+}
+
+func (l *lazyStore) Files(ctx context.Context, uri string, skip func(string) bool) ([]source.File, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, fmt.Errorf("the artifacts are in S3 (%s): %w", uri, err)
+	}
+	return st.Files(ctx, uri, skip)
+}
+
+func (l *lazyStore) FetchFiles(ctx context.Context, files []source.File, dir string, progress func(int64)) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.FetchFiles(ctx, files, dir, progress)
 }
 
 func isTerminal(w io.Writer) bool {

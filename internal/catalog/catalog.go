@@ -45,7 +45,11 @@ type Catalog struct {
 
 // MLflowSettings locate the registry.
 type MLflowSettings struct {
+	// TrackingURI is the tracking server (else MLFLOW_TRACKING_URI).
 	TrackingURI string `yaml:"tracking_uri"`
+	// RegistryURI is the model registry's server when it is not the
+	// tracking server (else MLFLOW_REGISTRY_URI).
+	RegistryURI string `yaml:"registry_uri"`
 }
 
 // S3Settings configure the S3 client.

@@ -50,7 +50,22 @@ func (d *Dir) Alias(context.Context, string) (int64, error) { return 0, source.E
 // Describe lists a version's files with their SHA-256.
 func (d *Dir) Describe(ctx context.Context, n int64) (source.Version, error) {
 	root := filepath.Join(d.Path, strconv.FormatInt(n, 10))
-	v := source.Version{Number: n, Origin: root + "/"}
+	files, err := Files(ctx, root, nil)
+	if errors.Is(err, source.ErrNotFound) {
+		return source.Version{}, fmt.Errorf("version %d: %w", n, err)
+	}
+	if err != nil {
+		return source.Version{}, err
+	}
+	return source.Version{Number: n, Origin: root + "/", Files: files, Digest: source.DigestOf(files)}, nil
+}
+
+// Files describes every regular file below root (a directory): paths
+// relative to it, checked by source.CheckPath, with their size and
+// SHA-256, sorted by path. Paths skip (if not nil) accepts are left out
+// before any check. A missing or empty directory is source.ErrNotFound.
+func Files(ctx context.Context, root string, skip func(rel string) bool) ([]source.File, error) {
+	var files []source.File
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -58,11 +73,17 @@ func (d *Dir) Describe(ctx context.Context, n int64) (source.Version, error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if rel != "." && skip != nil && skip(rel) {
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		if e.IsDir() {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
 		if !e.Type().IsRegular() {
 			return fmt.Errorf("%s: not a regular file", p)
 		}
@@ -73,21 +94,20 @@ func (d *Dir) Describe(ctx context.Context, n int64) (source.Version, error) {
 		if err != nil {
 			return err
 		}
-		v.Files = append(v.Files, source.File{Path: rel, Size: size, SHA256: sum, Loc: p})
+		files = append(files, source.File{Path: rel, Size: size, SHA256: sum, Loc: p})
 		return nil
 	})
 	if errors.Is(err, fs.ErrNotExist) {
-		return source.Version{}, fmt.Errorf("version %d at %s: %w", n, root, source.ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", root, source.ErrNotFound)
 	}
 	if err != nil {
-		return source.Version{}, err
+		return nil, err
 	}
-	if len(v.Files) == 0 {
-		return source.Version{}, fmt.Errorf("version %d at %s has no files: %w", n, root, source.ErrNotFound)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s has no files: %w", root, source.ErrNotFound)
 	}
-	sort.Slice(v.Files, func(i, j int) bool { return v.Files[i].Path < v.Files[j].Path })
-	v.Digest = source.DigestOf(v.Files)
-	return v, nil
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
 }
 
 func hashFile(p string) (string, int64, error) {
@@ -106,7 +126,13 @@ func hashFile(p string) (string, int64, error) {
 
 // Fetch copies the version's files into dir, verifying each.
 func (d *Dir) Fetch(ctx context.Context, v source.Version, dir string, progress func(int64)) error {
-	for _, f := range v.Files {
+	return FetchFiles(ctx, v.Files, dir, progress)
+}
+
+// FetchFiles copies files (as Files described them) into dir, creating
+// subdirectories, and verifies each one's size and SHA-256.
+func FetchFiles(ctx context.Context, files []source.File, dir string, progress func(int64)) error {
+	for _, f := range files {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -160,7 +160,7 @@ func (c *Client) OpenArtifact(ctx context.Context, uri string) (io.ReadCloser, e
 	var body *artifactBody
 	err = c.retry(ctx, func() error {
 		var err error
-		body, err = c.openOnce(ctx, loc, fmt.Sprintf("artifact %q", uri))
+		body, err = c.openOnce(ctx, loc, fmt.Sprintf("artifact %q", uri), -1)
 		return err
 	})
 	if err != nil {
@@ -174,21 +174,36 @@ type idleError struct{ d time.Duration }
 
 func (e *idleError) Error() string { return fmt.Sprintf("no data received for %s", e.d) }
 
-// openOnce sends one download request.
-func (c *Client) openOnce(ctx context.Context, loc artifactLoc, subject string) (*artifactBody, error) {
+// headerWait is how long a download of size bytes (-1: unknown) may take
+// to answer: MLflow's artifacts proxy copies the whole file from its store
+// to its own disk before it sends the headers, so the wait grows with the
+// size (Options.DownloadRate). Giving up early would not help: a retry
+// starts the copy again.
+func (c *Client) headerWait(size int64) time.Duration {
+	if size <= 0 {
+		return c.timeout
+	}
+	return c.timeout + time.Duration(float64(size)/float64(c.rate)*float64(time.Second))
+}
+
+// openOnce sends one download request for a file of size bytes (-1:
+// unknown).
+func (c *Client) openOnce(ctx context.Context, loc artifactLoc, subject string, size int64) (*artifactBody, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	idle := &idleError{c.timeout}
-	timer := time.AfterFunc(c.timeout, func() { cancel(idle) })
+	first := &idleError{c.headerWait(size)}
+	timer := time.AfterFunc(first.d, func() { cancel(first) })
 	res, err := c.send(ctx, "download artifact", subject, loc.fileURL())
 	if err != nil {
 		timer.Stop()
 		cancel(nil)
-		if errors.Is(context.Cause(ctx), idle) {
-			return nil, fmt.Errorf("mlflow: download artifact (%s): %w", subject, idle)
+		if errors.Is(context.Cause(ctx), first) {
+			return nil, fmt.Errorf("mlflow: download artifact (%s): no answer within %s: %w", subject, first.d.Round(time.Second), first)
 		}
 		return nil, err
 	}
-	return &artifactBody{rc: res.Body, size: res.ContentLength, ctx: ctx, cancel: cancel, timer: timer, idle: idle, subject: subject}, nil
+	timer.Reset(idle.d)
+	return &artifactBody{rc: res.Body, size: res.ContentLength, ctx: ctx, cancel: cancel, timer: timer, idle: idle, first: first, subject: subject}, nil
 }
 
 // artifactBody is a download's body with an idle timeout.
@@ -199,6 +214,7 @@ type artifactBody struct {
 	cancel  context.CancelCauseFunc
 	timer   *time.Timer
 	idle    *idleError
+	first   *idleError // the wait for the headers, if it fires late
 	subject string
 }
 
@@ -208,7 +224,7 @@ func (b *artifactBody) Read(p []byte) (int, error) {
 		b.timer.Reset(b.idle.d)
 	}
 	if err != nil && err != io.EOF {
-		if errors.Is(context.Cause(b.ctx), b.idle) {
+		if cause := context.Cause(b.ctx); errors.Is(cause, b.idle) || errors.Is(cause, b.first) {
 			err = b.idle
 		}
 		err = fmt.Errorf("mlflow: download artifact (%s): %w", b.subject, err)
@@ -235,8 +251,11 @@ type listEntry struct {
 // listingEntries checks one listing of the directory rel (relative to the
 // walked root; listed is the same directory relative to the proxy's root).
 // MLflow answers with base names; full paths below listed are accepted too.
-// Every resulting path must pass source.CheckPath.
-func listingEntries(listed, rel string, files []*artifacts.FileInfo) ([]listEntry, error) {
+// Entries whose path skip (if not nil) accepts are left out; every other
+// resulting path must pass source.CheckPath. A file without file_size is
+// empty: MLflow's JSON leaves out a size of 0 (the download's
+// Content-Length is checked against it).
+func listingEntries(listed, rel string, files []*artifacts.FileInfo, skip func(string) bool) ([]listEntry, error) {
 	out := make([]listEntry, 0, len(files))
 	seen := make(map[string]bool, len(files))
 	for _, fi := range files {
@@ -248,6 +267,9 @@ func listingEntries(listed, rel string, files []*artifacts.FileInfo) ([]listEntr
 			return nil, fmt.Errorf("listing of %q: entry %q is not a file name", listed, fi.GetPath())
 		}
 		p := joinPath(rel, name)
+		if skip != nil && skip(p) {
+			continue
+		}
 		if err := source.CheckPath(p); err != nil {
 			return nil, fmt.Errorf("artifact refused: %w", err)
 		}
@@ -256,11 +278,11 @@ func listingEntries(listed, rel string, files []*artifacts.FileInfo) ([]listEntr
 		}
 		seen[p] = true
 		e := listEntry{rel: p, isDir: fi.GetIsDir(), size: -1}
-		if !e.isDir && fi.FileSize != nil {
+		if !e.isDir {
 			if fi.GetFileSize() < 0 {
 				return nil, fmt.Errorf("listing of %q: entry %q has size %d", listed, name, fi.GetFileSize())
 			}
-			e.size = fi.GetFileSize()
+			e.size = fi.GetFileSize() // 0 when absent
 		}
 		out = append(out, e)
 	}
@@ -274,8 +296,9 @@ const (
 	maxWalkListings = 10000
 )
 
-// walkArtifacts lists every file below root through the proxy.
-func (c *Client) walkArtifacts(ctx context.Context, root artifactLoc, subject string) ([]listEntry, error) {
+// walkArtifacts lists every file below root through the proxy, leaving out
+// (and not descending into) the paths skip accepts.
+func (c *Client) walkArtifacts(ctx context.Context, root artifactLoc, subject string, skip func(string) bool) ([]listEntry, error) {
 	type dir struct {
 		rel   string
 		depth int
@@ -293,7 +316,7 @@ func (c *Client) walkArtifacts(ctx context.Context, root artifactLoc, subject st
 		if err != nil {
 			return nil, err
 		}
-		entries, err := listingEntries(loc.path, d.rel, infos)
+		entries, err := listingEntries(loc.path, d.rel, infos, skip)
 		if err != nil {
 			return nil, fmt.Errorf("mlflow: list artifacts (%s): %w", subject, err)
 		}
@@ -318,7 +341,7 @@ func (c *Client) walkArtifacts(ctx context.Context, root artifactLoc, subject st
 func (c *Client) readArtifact(ctx context.Context, loc artifactLoc, subject string, max int64) ([]byte, error) {
 	var data []byte
 	err := c.retry(ctx, func() error {
-		body, err := c.openOnce(ctx, loc, subject)
+		body, err := c.openOnce(ctx, loc, subject, max)
 		if err != nil {
 			return err
 		}

@@ -19,11 +19,16 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Defaults for the zero values of Options.
+// Defaults for the zero values of Options. The timeout is MLflow's own
+// client's (MLFLOW_HTTP_REQUEST_TIMEOUT, 120 s).
 const (
 	DefaultRetries = 4
-	DefaultTimeout = 60 * time.Second
+	DefaultTimeout = 120 * time.Second
 	DefaultBackoff = 500 * time.Millisecond
+	// DefaultDownloadRate is the slowest rate at which an artifacts proxy
+	// is assumed to copy a file from its store before it answers (see
+	// Options.DownloadRate).
+	DefaultDownloadRate = 8 << 20
 )
 
 const (
@@ -42,14 +47,20 @@ type Options struct {
 	// REST calls go to BaseURL/api/2.0/mlflow/..., the artifacts proxy is
 	// BaseURL/api/2.0/mlflow-artifacts/artifacts.
 	BaseURL string
+	// RegistryURL is the model registry's server when it is not the
+	// tracking server (MLFLOW_REGISTRY_URI): registry calls (model
+	// versions, aliases, search) go there; runs, logged models and the
+	// artifacts proxy stay on BaseURL. Empty: BaseURL.
+	RegistryURL string
 	// Token is sent as "Authorization: Bearer" when Username and Password
 	// are not set.
 	Token string
 	// Username and Password are sent as HTTP basic auth, which takes
 	// precedence over Token (as in MLflow's own client).
 	Username, Password string
-	// HTTPClient sends the requests; nil builds one from InsecureTLS and
-	// CAFile. Its Timeout should be zero: Timeout below bounds attempts.
+	// HTTPClient sends the requests; nil builds one from InsecureTLS,
+	// CAFile and ClientCertFile. Its Timeout should be zero: Timeout below
+	// bounds attempts.
 	HTTPClient *http.Client
 	// InsecureTLS skips verification of the server's certificate. Only
 	// with a nil HTTPClient.
@@ -57,39 +68,55 @@ type Options struct {
 	// CAFile is a PEM bundle of CA certificates to verify the server with
 	// instead of the system's. Only with a nil HTTPClient.
 	CAFile string
+	// ClientCertFile is a PEM file holding the client certificate and its
+	// private key, for servers that ask for one (mutual TLS), as
+	// MLFLOW_TRACKING_CLIENT_CERT_PATH is for MLflow's client. Only with a
+	// nil HTTPClient.
+	ClientCertFile string
 	// Retries is how many times a request is sent again after a
-	// connection error, a timeout, HTTP 429 or a 5xx (except 501). 0 means
-	// DefaultRetries; negative, never.
+	// connection error, a timeout, HTTP 408, 429 or a 5xx (except 501, 505
+	// and the 503 of an endpoint the server has disabled), as MLflow's
+	// client does. 0 means DefaultRetries; negative, never.
 	Retries int
 	// Timeout bounds each attempt of an API call; for artifact downloads,
-	// the wait for the response headers and then for each read of the body
-	// (an idle timeout, so large files are not cut short). 0 means
-	// DefaultTimeout.
+	// the wait for each read of the body (an idle timeout, so large files
+	// are not cut short). 0 means DefaultTimeout.
 	Timeout time.Duration
+	// DownloadRate (bytes per second) stretches the wait for a download's
+	// response headers: an artifacts proxy in front of S3 or another store
+	// copies the whole file to its own disk before it answers, so a file of
+	// size N may take Timeout + N/DownloadRate to start. 0 means
+	// DefaultDownloadRate.
+	DownloadRate int64
 	// Backoff is the wait before the first retry, doubled for each next
 	// one (with jitter, at most 15 s), or what a 429/503's Retry-After asks
 	// (at most 30 s). 0 means DefaultBackoff.
 	Backoff time.Duration
+	// SearchPageSize is max_results of a model version search page. 0
+	// means 1000.
+	SearchPageSize int
 }
 
 // OptionsFromEnv reads MLflow's client environment: MLFLOW_TRACKING_URI,
-// MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME,
+// MLFLOW_REGISTRY_URI, MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME,
 // MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_INSECURE_TLS,
-// MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_HTTP_REQUEST_MAX_RETRIES and
-// MLFLOW_HTTP_REQUEST_TIMEOUT (seconds). getenv is os.Getenv when nil.
+// MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_CLIENT_CERT_PATH,
+// MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT
+// (seconds). getenv is os.Getenv when nil. An unset MLFLOW_TRACKING_URI
+// leaves BaseURL empty (the caller may have it from elsewhere, such as the
+// catalog); New refuses an empty BaseURL.
 func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	o := Options{
-		BaseURL:  getenv("MLFLOW_TRACKING_URI"),
-		Token:    getenv("MLFLOW_TRACKING_TOKEN"),
-		Username: getenv("MLFLOW_TRACKING_USERNAME"),
-		Password: getenv("MLFLOW_TRACKING_PASSWORD"),
-		CAFile:   getenv("MLFLOW_TRACKING_SERVER_CERT_PATH"),
-	}
-	if o.BaseURL == "" {
-		return Options{}, errors.New("mlflow: MLFLOW_TRACKING_URI is not set (the http(s):// URL of the tracking server)")
+		BaseURL:        getenv("MLFLOW_TRACKING_URI"),
+		RegistryURL:    getenv("MLFLOW_REGISTRY_URI"),
+		Token:          getenv("MLFLOW_TRACKING_TOKEN"),
+		Username:       getenv("MLFLOW_TRACKING_USERNAME"),
+		Password:       getenv("MLFLOW_TRACKING_PASSWORD"),
+		CAFile:         getenv("MLFLOW_TRACKING_SERVER_CERT_PATH"),
+		ClientCertFile: getenv("MLFLOW_TRACKING_CLIENT_CERT_PATH"),
 	}
 	if v := getenv("MLFLOW_TRACKING_INSECURE_TLS"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -118,14 +145,56 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	return o, nil
 }
 
+// S3Settings are MLflow's own settings for artifacts it keeps in S3, which
+// MLflow's client applies to s3:// artifact URIs (and so must the syncer):
+// a MinIO- or versitygw-backed MLflow names its endpoint only here.
+type S3Settings struct {
+	// Endpoint is MLFLOW_S3_ENDPOINT_URL.
+	Endpoint string
+	// IgnoreTLS is MLFLOW_S3_IGNORE_TLS.
+	IgnoreTLS bool
+	// PathStyle is MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE=path, or the default
+	// ("auto") with an Endpoint: boto3 addresses buckets by path on custom
+	// endpoints, as S3-compatible servers need.
+	PathStyle bool
+}
+
+// S3SettingsFromEnv reads MLFLOW_S3_ENDPOINT_URL, MLFLOW_S3_IGNORE_TLS and
+// MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE (getenv is os.Getenv when nil).
+func S3SettingsFromEnv(getenv func(string) string) (S3Settings, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	s := S3Settings{Endpoint: strings.TrimSpace(getenv("MLFLOW_S3_ENDPOINT_URL"))}
+	if v := getenv("MLFLOW_S3_IGNORE_TLS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return S3Settings{}, fmt.Errorf("mlflow: MLFLOW_S3_IGNORE_TLS=%q: want true or false", v)
+		}
+		s.IgnoreTLS = b
+	}
+	switch style := strings.ToLower(getenv("MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE")); style {
+	case "", "auto":
+		s.PathStyle = s.Endpoint != ""
+	case "path":
+		s.PathStyle = true
+	case "virtual":
+	default:
+		return S3Settings{}, fmt.Errorf("mlflow: MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE=%q: want auto, path or virtual", style)
+	}
+	return s, nil
+}
+
 // Client calls an MLflow tracking server's model registry REST API and its
 // artifacts proxy. It is safe for concurrent use.
 type Client struct {
-	base              *url.URL
+	base, registry    *url.URL
 	token, user, pass string
 	hc                *http.Client
 	retries           int
 	timeout, backoff  time.Duration
+	rate              int64
+	pageSize          int
 	unmarshal         protojson.UnmarshalOptions
 }
 
@@ -141,15 +210,25 @@ func NewFromEnv() (*Client, error) {
 // New checks the options and returns a client. It does not contact the
 // server.
 func New(o Options) (*Client, error) {
+	if strings.TrimSpace(o.BaseURL) == "" {
+		return nil, errors.New("mlflow: no tracking server: set mlflow.tracking_uri in the catalog or MLFLOW_TRACKING_URI (the http(s):// URL of the server)")
+	}
 	base, err := parseBaseURL(o.BaseURL)
 	if err != nil {
 		return nil, err
+	}
+	registry := base
+	if o.RegistryURL != "" {
+		if registry, err = parseBaseURL(o.RegistryURL); err != nil {
+			return nil, fmt.Errorf("registry URI: %w", err)
+		}
 	}
 	if (o.Username == "") != (o.Password == "") {
 		return nil, errors.New("mlflow: set both the username and the password for basic auth (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD), or neither")
 	}
 	c := &Client{
 		base:      base,
+		registry:  registry,
 		token:     o.Token,
 		user:      o.Username,
 		pass:      o.Password,
@@ -157,6 +236,8 @@ func New(o Options) (*Client, error) {
 		retries:   o.Retries,
 		timeout:   o.Timeout,
 		backoff:   o.Backoff,
+		rate:      o.DownloadRate,
+		pageSize:  o.SearchPageSize,
 		unmarshal: protojson.UnmarshalOptions{DiscardUnknown: true},
 	}
 	switch {
@@ -170,6 +251,12 @@ func New(o Options) (*Client, error) {
 	}
 	if c.backoff <= 0 {
 		c.backoff = DefaultBackoff
+	}
+	if c.rate <= 0 {
+		c.rate = DefaultDownloadRate
+	}
+	if c.pageSize <= 0 {
+		c.pageSize = searchPageSize
 	}
 	if c.hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -185,9 +272,20 @@ func New(o Options) (*Client, error) {
 			}
 			tr.TLSClientConfig.RootCAs = pool
 		}
+		if o.ClientCertFile != "" {
+			pem, err := os.ReadFile(o.ClientCertFile)
+			if err != nil {
+				return nil, fmt.Errorf("mlflow: client certificate: %w", err)
+			}
+			cert, err := tls.X509KeyPair(pem, pem)
+			if err != nil {
+				return nil, fmt.Errorf("mlflow: client certificate %s: want one PEM file with the certificate and its private key: %w", o.ClientCertFile, err)
+			}
+			tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+		}
 		c.hc = &http.Client{Transport: tr}
-	} else if o.InsecureTLS || o.CAFile != "" {
-		return nil, errors.New("mlflow: InsecureTLS and CAFile configure the default HTTP client; with Options.HTTPClient, set them on its transport")
+	} else if o.InsecureTLS || o.CAFile != "" || o.ClientCertFile != "" {
+		return nil, errors.New("mlflow: InsecureTLS, CAFile and ClientCertFile configure the default HTTP client; with Options.HTTPClient, set them on its transport")
 	}
 	return c, nil
 }
@@ -211,9 +309,17 @@ func parseBaseURL(s string) (*url.URL, error) {
 // BaseURL is the tracking server's URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// api is the URL of a REST path under /api/2.0/ ("mlflow/model-versions/get").
+// api is the URL of a tracking REST path under /api/2.0/ ("mlflow/runs/get").
 func (c *Client) api(path string, q url.Values) *url.URL {
 	u := c.base.JoinPath("api/2.0", path)
+	u.RawQuery = q.Encode()
+	return u
+}
+
+// registryAPI is the URL of a model registry REST path under /api/2.0/
+// ("mlflow/model-versions/get"), on the registry server.
+func (c *Client) registryAPI(path string, q url.Values) *url.URL {
+	u := c.registry.JoinPath("api/2.0", path)
 	u.RawQuery = q.Encode()
 	return u
 }
@@ -222,25 +328,34 @@ func (c *Client) api(path string, q url.Values) *url.URL {
 // transient failures. Each attempt, body included, is bounded by c.timeout.
 func (c *Client) getJSON(ctx context.Context, op, subject string, u *url.URL, resp proto.Message) error {
 	return c.retry(ctx, func() error {
-		actx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		res, err := c.send(actx, op, subject, u)
+		body, err := c.getBody(ctx, op, subject, u)
 		if err != nil {
 			return err
-		}
-		defer res.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(res.Body, maxJSONBody+1))
-		if err != nil {
-			return fmt.Errorf("mlflow: %s (%s): reading the response: %w", op, subject, err)
-		}
-		if len(body) > maxJSONBody {
-			return permanent(fmt.Errorf("mlflow: %s (%s): response larger than %d bytes", op, subject, maxJSONBody))
 		}
 		if err := c.unmarshal.Unmarshal(body, resp); err != nil {
 			return permanent(fmt.Errorf("mlflow: %s (%s): response is not the expected JSON: %w", op, subject, err))
 		}
 		return nil
 	})
+}
+
+// getBody makes one bounded attempt of a GET and returns its body.
+func (c *Client) getBody(ctx context.Context, op, subject string, u *url.URL) ([]byte, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	res, err := c.send(actx, op, subject, u)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxJSONBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("mlflow: %s (%s): reading the response: %w", op, subject, err)
+	}
+	if len(body) > maxJSONBody {
+		return nil, permanent(fmt.Errorf("mlflow: %s (%s): response larger than %d bytes", op, subject, maxJSONBody))
+	}
+	return body, nil
 }
 
 // send makes one GET and returns the response if its status is 2xx, else
@@ -253,7 +368,7 @@ func (c *Client) send(ctx context.Context, op, subject string, u *url.URL) (*htt
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	if sameOrigin(u, c.base) {
+	if sameOrigin(u, c.base) || sameOrigin(u, c.registry) {
 		switch {
 		case c.user != "":
 			req.SetBasicAuth(c.user, c.pass)

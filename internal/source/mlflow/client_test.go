@@ -34,7 +34,8 @@ func TestGetModelVersionByAlias(t *testing.T) {
 		{model: "ranker", alias: "champion", version: "1"},
 		{model: "ranker", alias: "challenger", version: "2"},
 		{model: "ranker", alias: "canary", err: source.ErrNotFound,
-			parts: []string{`registered model "ranker"`, `alias "canary"`, "RESOURCE_DOES_NOT_EXIST", `"Registered model alias canary not found."`}},
+			// MLflow answers a missing alias with HTTP 400 INVALID_PARAMETER_VALUE, not 404.
+			parts: []string{`registered model "ranker"`, `alias "canary"`, "HTTP 400 INVALID_PARAMETER_VALUE", `"Registered model alias canary not found."`}},
 		{model: "nope", alias: "champion", err: source.ErrNotFound,
 			parts: []string{`registered model "nope"`, `alias "champion"`, "Registered Model with name=nope not found"}},
 		{model: "ranker", alias: "", parts: []string{`alias ""`, "must not be empty"}},
@@ -222,7 +223,11 @@ func TestOptionsFromEnv(t *testing.T) {
 		want mlflow.Options
 		err  string
 	}{
-		{name: "unset", env: map[string]string{}, err: "MLFLOW_TRACKING_URI is not set"},
+		// Unset is not an error here: the catalog may name the server (New refuses an empty URL).
+		{name: "unset", env: map[string]string{}, want: mlflow.Options{}},
+		{name: "registry and client cert", env: map[string]string{"MLFLOW_TRACKING_URI": "http://h", "MLFLOW_REGISTRY_URI": "http://r",
+			"MLFLOW_TRACKING_CLIENT_CERT_PATH": "/etc/client.pem"},
+			want: mlflow.Options{BaseURL: "http://h", RegistryURL: "http://r", ClientCertFile: "/etc/client.pem"}},
 		{name: "all", env: map[string]string{
 			"MLFLOW_TRACKING_URI": "https://mlflow.example.com/prefix", "MLFLOW_TRACKING_TOKEN": "tok",
 			"MLFLOW_TRACKING_USERNAME": "u", "MLFLOW_TRACKING_PASSWORD": "p",
@@ -257,7 +262,9 @@ func TestNewRejects(t *testing.T) {
 		o    mlflow.Options
 		err  string
 	}{
-		{"empty", mlflow.Options{}, "want the http(s):// URL"},
+		{"empty", mlflow.Options{}, "set mlflow.tracking_uri in the catalog or MLFLOW_TRACKING_URI"},
+		{"bad registry", mlflow.Options{BaseURL: "https://host", RegistryURL: "databricks-uc"}, "registry URI"},
+		{"missing client cert", mlflow.Options{BaseURL: "https://host", ClientCertFile: "/nonexistent/client.pem"}, "client certificate"},
 		{"databricks", mlflow.Options{BaseURL: "databricks"}, "want the http(s):// URL"},
 		{"local", mlflow.Options{BaseURL: "file:///tmp/mlruns"}, "want the http(s):// URL"},
 		{"sqlite", mlflow.Options{BaseURL: "sqlite:///mlflow.db"}, "want the http(s):// URL"},
@@ -382,8 +389,10 @@ func TestAPIErrorFormat(t *testing.T) {
 			`HTTP 403 PERMISSION_DENIED: "Permission denied"`, source.ErrAccessDenied},
 		{"endpoint not found", 404, `{"error_code": "ENDPOINT_NOT_FOUND", "message": "No API route"}`,
 			`HTTP 404 ENDPOINT_NOT_FOUND: "No API route"`, nil},
+		// MLflow answers routes it does not have with Flask's HTML page: a
+		// wrong URL, not a missing model.
 		{"html 404", 404, "<html><body>Not Found</body></html>",
-			`HTTP 404: "<html><body>Not Found</body></html>"`, source.ErrNotFound},
+			`HTTP 404: "<html><body>Not Found</body></html>" (not an MLflow API answer: is the tracking URI the MLflow server`, nil},
 		{"empty 403", 403, "", `HTTP 403: "Forbidden"`, source.ErrAccessDenied},
 		{"json without code", 400, `{"message": "bad"}`, `HTTP 400: "bad"`, nil},
 	} {

@@ -56,7 +56,7 @@ func FuzzListingEntries(f *testing.F) {
 		if (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, &resp) != nil {
 			return
 		}
-		entries, err := listingEntries("1/r/model/sub", "sub", resp.GetFiles())
+		entries, err := listingEntries("1/r/model/sub", "sub", resp.GetFiles(), nil)
 		if err != nil {
 			return
 		}

@@ -101,7 +101,20 @@ func onnxFlavor() map[string][]byte {
 		"python_env.yaml":  []byte("python: 3.11\n"),
 		"requirements.txt": []byte("onnx==1.16.0\n"),
 		"code/helpers.py":  []byte("# nested file\n"),
+		"weights.bin":      []byte("external tensor data"),
 	}
+}
+
+// served is files without those of the MLflow model format
+// (mlflow.FlavorFile): what a source describes and fetches.
+func served(files map[string][]byte) map[string][]byte {
+	out := map[string][]byte{}
+	for p, b := range files {
+		if !mlflow.FlavorFile(p) {
+			out[p] = b
+		}
+	}
+	return out
 }
 
 // putVersion registers a new version of model whose artifacts are files,

@@ -10,16 +10,20 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tritongate/tritongate/internal/source"
+	"github.com/tritongate/tritongate/internal/source/local"
 	mlflowpb "github.com/tritongate/tritongate/proto/mlflow"
 )
 
@@ -28,8 +32,9 @@ import (
 type ObjectStore interface {
 	// Files describes every object under uri (a prefix): paths relative
 	// to it, checked by source.CheckPath, with what is known to verify
-	// them. A manifest among them may already be applied (and left out).
-	Files(ctx context.Context, uri string) ([]source.File, error)
+	// them; paths skip accepts are left out first. A manifest among them
+	// may already be applied (and left out).
+	Files(ctx context.Context, uri string, skip func(rel string) bool) ([]source.File, error)
 	// FetchFiles downloads files (as Files returned them) into dir, an
 	// existing empty directory, verifying each as source.Source.Fetch
 	// does.
@@ -42,17 +47,33 @@ const fetchConcurrency = 4
 // maxManifestSize bounds the manifest read (about 100k files).
 const maxManifestSize = 32 << 20
 
+// describedTTL is how long a version's description is reused while the
+// registry says nothing changed about it (see Describe).
+const describedTTL = 10 * time.Minute
+
 // NewSource is one registered model of the MLflow registry as a
 // source.Source. objects serves s3:// artifact URIs (nil: such versions
-// are refused); mlflow-artifacts:/ URIs go through c's artifacts proxy.
+// are refused); mlflow-artifacts:/ URIs go through c's artifacts proxy;
+// file: URIs and absolute paths are read where the syncer runs.
 func NewSource(c *Client, model string, objects ObjectStore) source.Source {
-	return &registrySource{c: c, model: model, objects: objects}
+	return &registrySource{c: c, model: model, objects: objects, described: map[int64]described{}}
 }
 
 type registrySource struct {
 	c       *Client
 	model   string
 	objects ObjectStore
+
+	mu        sync.Mutex
+	described map[int64]described
+}
+
+// described is a version's description and what the registry said of the
+// version when it was made.
+type described struct {
+	stamp string
+	at    time.Time
+	v     source.Version
 }
 
 // List returns the versions in status READY, ascending.
@@ -95,7 +116,15 @@ func (s *registrySource) Alias(ctx context.Context, alias string) (int64, error)
 
 // Describe lists a READY version's artifacts: through the object store
 // for s3:// URIs, through the artifacts proxy for mlflow-artifacts:/ and
-// proxy URLs.
+// proxy URLs, on the local disk for file: URIs; runs:/ and models:/ URIs
+// are resolved first, as MLflow's client does. Files of the MLflow model
+// format that Triton never reads (MLmodel, conda.yaml, code/, ...) are
+// left out (see FlavorFile).
+//
+// A version whose registry entry is unchanged (same last update, source,
+// run and status) is described once per describedTTL: retrying a version
+// the syncer refused costs one registry call, not a walk of its
+// artifacts.
 func (s *registrySource) Describe(ctx context.Context, n int64) (source.Version, error) {
 	if n <= 0 {
 		return source.Version{}, fmt.Errorf("mlflow: registered model %q: version %d is not a positive integer", s.model, n)
@@ -112,9 +141,31 @@ func (s *registrySource) Describe(ctx context.Context, n int64) (source.Version,
 		}
 		return source.Version{}, fmt.Errorf("mlflow: registered model %q version %d is %s%s, not READY: %w", s.model, n, st, msg, source.ErrNotFound)
 	}
-	uri, err := s.c.GetModelVersionDownloadURI(ctx, s.model, ver)
+	stamp := fmt.Sprintf("%d\x00%s\x00%s", mv.GetLastUpdatedTimestamp(), mv.GetSource(), mv.GetRunId())
+	s.mu.Lock()
+	d, ok := s.described[n]
+	s.mu.Unlock()
+	if ok && d.stamp == stamp && time.Since(d.at) < describedTTL {
+		return d.v, nil
+	}
+	v, err := s.describe(ctx, n, ver)
 	if err != nil {
 		return source.Version{}, err
+	}
+	s.mu.Lock()
+	s.described[n] = described{stamp: stamp, at: time.Now(), v: v}
+	s.mu.Unlock()
+	return v, nil
+}
+
+func (s *registrySource) describe(ctx context.Context, n int64, ver string) (source.Version, error) {
+	given, err := s.c.GetModelVersionDownloadURI(ctx, s.model, ver)
+	if err != nil {
+		return source.Version{}, err
+	}
+	uri, err := s.c.resolveURI(ctx, given)
+	if err != nil {
+		return source.Version{}, fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
 	}
 	origin := fmt.Sprintf("mlflow:%s/%d (%s)", s.model, n, uri)
 	var files []source.File
@@ -124,8 +175,10 @@ func (s *registrySource) Describe(ctx context.Context, n int64) (source.Version,
 		files, manifest, err = s.describeObjects(ctx, n, uri)
 	case "mlflow-artifacts", "http", "https":
 		files, manifest, err = s.describeProxy(ctx, n, uri)
+	case "file", "":
+		files, manifest, err = s.describeLocal(ctx, n, uri)
 	default:
-		err = fmt.Errorf("mlflow: registered model %q version %d: artifact URI %q: unsupported scheme (want s3://, mlflow-artifacts:/ or an artifacts proxy URL)", s.model, n, uri)
+		err = fmt.Errorf("mlflow: registered model %q version %d: artifact URI %q: %w", s.model, n, uri, unsupportedScheme(uri))
 	}
 	if err != nil {
 		return source.Version{}, err
@@ -135,6 +188,11 @@ func (s *registrySource) Describe(ctx context.Context, n int64) (source.Version,
 		entries, err := source.ParseManifest(manifest)
 		if err != nil {
 			return source.Version{}, fmt.Errorf("%s: %s: %v", refusing, source.ManifestFile, err)
+		}
+		for p := range entries {
+			if FlavorFile(p) {
+				delete(entries, p) // not downloaded: not verified
+			}
 		}
 		if err := applyManifest(files, entries); err != nil {
 			return source.Version{}, fmt.Errorf("%s: %w", refusing, err)
@@ -160,13 +218,91 @@ func scheme(uri string) string {
 	return strings.ToLower(u.Scheme)
 }
 
+// errUnsupported is the error of an artifact URI whose store the syncer
+// cannot read.
+var errUnsupported = errors.New("artifact store not supported")
+
+func unsupportedScheme(uri string) error {
+	switch sc := scheme(uri); sc {
+	case "gs", "wasbs", "wasb", "abfss", "abfs", "dbfs", "hdfs", "viewfs", "ftp", "sftp", "oss", "b2":
+		return fmt.Errorf("%w: %s:// artifacts are not supported; keep the artifacts in S3 (s3://) or run the tracking server with --serve-artifacts so that they come through its artifacts proxy (mlflow-artifacts:/)", errUnsupported, sc)
+	default:
+		return fmt.Errorf("%w: want s3://, mlflow-artifacts:/, an artifacts proxy URL, runs:/, models:/ or file:", errUnsupported)
+	}
+}
+
+// FlavorFile reports whether rel (a path in a model version's artifact
+// directory) belongs to the MLflow model format rather than to the model
+// Triton serves: the MLmodel file, the environment files MLflow writes
+// next to it (conda.yaml, python_env.yaml, requirements.txt,
+// constraints.txt, environment_variables.txt), input examples,
+// registered_model_meta, and the code/ and metadata/ directories. Triton
+// never reads them, so they are not downloaded, and their names (an empty
+// __init__.py, a file name with a space under code/) never decide whether
+// a version serves.
+func FlavorFile(rel string) bool {
+	top, _, nested := strings.Cut(rel, "/")
+	if nested {
+		return top == "code" || top == "metadata"
+	}
+	switch rel {
+	case "MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt", "constraints.txt",
+		"environment_variables.txt", "input_example.json", "serving_input_example.json", "registered_model_meta",
+		"code", "metadata":
+		return true
+	}
+	return false
+}
+
+// resolveURI turns a version's download URI into the location of its
+// artifacts, as MLflow's client does: runs:/<run_id>/<path> is <path>
+// under the run's artifact root, models:/<model_id>[/<path>] (an MLflow 3
+// logged model) is under the logged model's artifact location. Others are
+// returned as they are.
+func (c *Client) resolveURI(ctx context.Context, uri string) (string, error) {
+	rest, isRun := strings.CutPrefix(uri, "runs:/")
+	if !isRun {
+		rest, _ = strings.CutPrefix(uri, "models:/")
+	}
+	if rest == uri {
+		return uri, nil
+	}
+	id, sub, _ := strings.Cut(strings.TrimLeft(rest, "/"), "/")
+	for _, e := range strings.Split(sub, "/") {
+		if e == ".." || e == "." {
+			return "", fmt.Errorf("download URI %q: %q elements are not allowed", uri, e)
+		}
+	}
+	var root string
+	var err error
+	switch {
+	case id == "":
+		return "", fmt.Errorf("download URI %q: no run or model id", uri)
+	case isRun:
+		root, err = c.RunArtifactURI(ctx, id)
+	case strings.HasPrefix(id, "m-"):
+		root, err = c.LoggedModelArtifactURI(ctx, id)
+	default:
+		// models:/<name>/<version> or models:/<name>@<alias>: a version
+		// registered from another registry entry.
+		return "", fmt.Errorf("download URI %q: a registry URI; register the version from the artifacts themselves (its source's run or logged model)", uri)
+	}
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", uri, err)
+	}
+	if sub == "" {
+		return root, nil
+	}
+	return strings.TrimRight(root, "/") + "/" + strings.Trim(sub, "/"), nil
+}
+
 // describeObjects lists an s3:// artifact directory through the object
 // store, and reads the manifest if the store left it among the files.
 func (s *registrySource) describeObjects(ctx context.Context, n int64, uri string) ([]source.File, []byte, error) {
 	if s.objects == nil {
 		return nil, nil, fmt.Errorf("mlflow: registered model %q version %d: artifacts at %s, and no object store is configured for s3://", s.model, n, uri)
 	}
-	all, err := s.objects.Files(ctx, uri)
+	all, err := s.objects.Files(ctx, uri, FlavorFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
 	}
@@ -192,6 +328,53 @@ func (s *registrySource) describeObjects(ctx context.Context, n int64, uri strin
 	return files, data, nil
 }
 
+// describeLocal lists a file: artifact directory (a tracking server
+// started with --no-serve-artifacts and a local artifact root, ./mlruns by
+// default): readable only where that path is mounted.
+func (s *registrySource) describeLocal(ctx context.Context, n int64, uri string) ([]source.File, []byte, error) {
+	dir, err := localPath(uri)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil, fmt.Errorf("mlflow: registered model %q version %d: the artifacts are at %s on the tracking server's disk (a server started with --no-serve-artifacts and a local artifact root), and that path is not mounted here: run the server with --serve-artifacts, keep the artifacts in S3, or mount the path: %w", s.model, n, uri, source.ErrNotFound)
+	}
+	all, err := local.Files(ctx, dir, FlavorFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
+	}
+	files, mf, err := s.splitManifest(n, uri, all)
+	if err != nil || mf == nil {
+		return files, nil, err
+	}
+	if mf.Size > maxManifestSize {
+		return nil, nil, fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize)
+	}
+	data, err := os.ReadFile(mf.Loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return files, data, nil
+}
+
+// localPath is the directory of a file: URI or an absolute path.
+func localPath(uri string) (string, error) {
+	if strings.HasPrefix(uri, "/") {
+		return filepath.Clean(uri), nil
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "file" {
+		return "", fmt.Errorf("artifact URI %q: %w", uri, unsupportedScheme(uri))
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return "", fmt.Errorf("artifact URI %q: a file: URI on another host", uri)
+	}
+	if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
+		return "", fmt.Errorf("artifact URI %q: a relative path (the tracking server's ./mlruns?): run the server with --serve-artifacts or an absolute --default-artifact-root", uri)
+	}
+	return filepath.Clean(u.Path), nil
+}
+
 // describeProxy walks the artifact directory through the artifacts proxy,
 // and downloads the manifest if there is one.
 func (s *registrySource) describeProxy(ctx context.Context, n int64, uri string) ([]source.File, []byte, error) {
@@ -200,9 +383,9 @@ func (s *registrySource) describeProxy(ctx context.Context, n int64, uri string)
 		return nil, nil, fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, n, err)
 	}
 	subject := fmt.Sprintf("registered model %q, version %d, %s", s.model, n, uri)
-	entries, err := s.c.walkArtifacts(ctx, root, subject)
+	entries, err := s.c.walkArtifacts(ctx, root, subject, FlavorFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, experimentHint(err, root)
 	}
 	all := make([]source.File, len(entries))
 	for i, e := range entries {
@@ -217,12 +400,30 @@ func (s *registrySource) describeProxy(ctx context.Context, n int64, uri string)
 	}
 	data, err := s.c.readArtifact(ctx, root.child(mf.Path), fmt.Sprintf("registered model %q, version %d, %s", s.model, n, mf.Loc), maxManifestSize)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, experimentHint(err, root)
 	}
 	if mf.Size >= 0 && int64(len(data)) != mf.Size {
 		return nil, nil, fmt.Errorf("mlflow: registered model %q version %d: %s: %w: %d bytes, the listing says %d", s.model, n, mf.Loc, source.ErrDigestMismatch, len(data), mf.Size)
 	}
 	return files, data, nil
+}
+
+// experimentHint explains a 403 on a version's artifacts: MLflow's
+// basic-auth app grants artifact reads by the experiment that logged them
+// (the first element of an mlflow-artifacts:/ path), so READ on the
+// registered model alone lets the syncer resolve the version but not read
+// it.
+func experimentHint(err error, root artifactLoc) error {
+	var ae *APIError
+	if !errors.As(err, &ae) || (ae.StatusCode != http.StatusForbidden && ae.Code != "PERMISSION_DENIED") {
+		return err
+	}
+	exp, _, _ := strings.Cut(root.path, "/")
+	if exp == "" || strings.Trim(exp, "0123456789") != "" {
+		exp = "that logged it"
+	}
+	ae.hint = fmt.Sprintf("reading a version's artifacts needs READ on the experiment %s as well as on the registered model (MLflow's basic-auth app checks artifact access by experiment)", exp)
+	return err
 }
 
 // splitManifest checks the paths and takes the manifest (at the artifact
@@ -289,30 +490,35 @@ func applyManifest(files []source.File, entries map[string]source.ManifestEntry)
 }
 
 // Fetch downloads v's files into dir: through the object store when they
-// are s3:// objects, else through the artifacts proxy, up to
-// fetchConcurrency at a time, each verified (SHA-256 when known, else MD5,
-// else size). A retried download reports its bytes to progress again.
+// are s3:// objects, by copying when they are local files, else through
+// the artifacts proxy, up to fetchConcurrency at a time, each verified
+// (SHA-256 when known, else MD5, else size). A retried download reports its
+// bytes to progress again.
 func (s *registrySource) Fetch(ctx context.Context, v source.Version, dir string, progress func(int64)) error {
 	if progress == nil {
 		progress = func(int64) {}
 	}
-	objects := 0
+	kinds := map[string]int{}
 	for _, f := range v.Files {
 		if err := source.CheckPath(f.Path); err != nil {
 			return fmt.Errorf("mlflow: registered model %q version %d: refusing to write: %v", s.model, v.Number, err)
 		}
-		if scheme(f.Loc) == "s3" {
-			objects++
-		}
+		kinds[fileKind(f.Loc)]++
 	}
-	if objects > 0 {
-		if objects != len(v.Files) {
-			return fmt.Errorf("mlflow: registered model %q version %d: files both in an object store and behind the artifacts proxy", s.model, v.Number)
-		}
+	if len(kinds) > 1 {
+		return fmt.Errorf("mlflow: registered model %q version %d: files in more than one kind of store", s.model, v.Number)
+	}
+	switch {
+	case kinds["s3"] > 0:
 		if s.objects == nil {
 			return fmt.Errorf("mlflow: registered model %q version %d: no object store is configured for s3://", s.model, v.Number)
 		}
 		if err := s.objects.FetchFiles(ctx, v.Files, dir, progress); err != nil {
+			return fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, v.Number, err)
+		}
+		return nil
+	case kinds["local"] > 0:
+		if err := local.FetchFiles(ctx, v.Files, dir, progress); err != nil {
 			return fmt.Errorf("mlflow: registered model %q version %d: %w", s.model, v.Number, err)
 		}
 		return nil
@@ -323,6 +529,18 @@ func (s *registrySource) Fetch(ctx context.Context, v source.Version, dir string
 		g.Go(func() error { return s.download(gctx, v.Number, f, dir, progress) })
 	}
 	return g.Wait()
+}
+
+// fileKind tells where a file's Loc points: "s3", "local" (a path) or
+// "proxy".
+func fileKind(loc string) string {
+	switch {
+	case strings.HasPrefix(loc, "/"):
+		return "local"
+	case scheme(loc) == "s3":
+		return "s3"
+	}
+	return "proxy"
 }
 
 // download fetches one file through the proxy into dir/f.Path and verifies
@@ -368,7 +586,7 @@ func (s *registrySource) download(ctx context.Context, n int64, f source.File, d
 		if err := out.Truncate(0); err != nil {
 			return permanent(err)
 		}
-		body, err := s.c.openOnce(ctx, loc, subject)
+		body, err := s.c.openOnce(ctx, loc, subject, f.Size)
 		if err != nil {
 			return err
 		}

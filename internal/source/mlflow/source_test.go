@@ -93,8 +93,9 @@ func TestSourceAlias(t *testing.T) {
 func TestDescribeProxy(t *testing.T) {
 	s, ts := newServer(t)
 	check(t, s.CreateModel("ranker"))
-	files := onnxFlavor()
-	v := putVersion(t, s, "ranker", "1/run1/artifacts/model", files)
+	all := onnxFlavor()
+	files := served(all)
+	v := putVersion(t, s, "ranker", "1/run1/artifacts/model", all)
 	s.PutArtifact("1/run1/artifacts/other/model.onnx", []byte("not this version's"))
 
 	for _, tc := range []struct {
@@ -199,14 +200,17 @@ func TestDescribeManifest(t *testing.T) {
 		{name: "good", manifest: func(t *testing.T) []byte { return manifest(t, files) }},
 		{name: "missing file", manifest: func(t *testing.T) []byte {
 			m := maps(files)
-			m["weights.bin"] = []byte("gone")
+			m["tokenizer.json"] = []byte("gone")
 			return manifest(t, m)
-		}, parts: []string{"weights.bin", "not among the artifacts"}},
+		}, parts: []string{"tokenizer.json", "not among the artifacts"}},
 		{name: "extra file", manifest: func(t *testing.T) []byte {
 			m := maps(files)
-			delete(m, "conda.yaml")
+			delete(m, "weights.bin")
 			return manifest(t, m)
-		}, parts: []string{"conda.yaml", "is not in the tritongate-manifest.json"}},
+		}, parts: []string{"weights.bin", "is not in the tritongate-manifest.json"}},
+		{name: "flavor files need not be listed", manifest: func(t *testing.T) []byte {
+			return manifest(t, served(files))
+		}},
 		{name: "size differs", manifest: func(t *testing.T) []byte {
 			m := maps(files)
 			m["model.onnx"] = append([]byte("x"), m["model.onnx"]...)
@@ -234,8 +238,9 @@ func TestDescribeManifest(t *testing.T) {
 				return
 			}
 			check(t, err)
-			if len(ver.Files) != len(files) {
-				t.Fatalf("%d files, want %d (manifest left out)", len(ver.Files), len(files))
+			want := served(files)
+			if len(ver.Files) != len(want) {
+				t.Fatalf("%d files, want %d (manifest and MLflow's files left out)", len(ver.Files), len(want))
 			}
 			for _, f := range ver.Files {
 				if f.Path == source.ManifestFile {
@@ -247,7 +252,7 @@ func TestDescribeManifest(t *testing.T) {
 			}
 			dir := t.TempDir()
 			check(t, src.Fetch(t.Context(), ver, dir, nil))
-			checkDir(t, dir, files)
+			checkDir(t, dir, want)
 		})
 	}
 }
@@ -308,7 +313,23 @@ func TestDescribeRefuses(t *testing.T) {
 		{name: "unsupported scheme", setup: func(s *mlflowtest.Server) int64 {
 			v, _ := s.CreateVersion("ranker", "gs://bucket/model")
 			return v
-		}, parts: []string{"gs://bucket/model", "unsupported scheme"}},
+		}, parts: []string{"gs://bucket/model", "gs:// artifacts are not supported", "--serve-artifacts"}},
+		{name: "relative file path", setup: func(s *mlflowtest.Server) int64 {
+			v, _ := s.CreateVersion("ranker", "file:./mlruns/1/r/artifacts/model")
+			return v
+		}, parts: []string{"./mlruns", "--serve-artifacts"}},
+		{name: "file path not mounted", setup: func(s *mlflowtest.Server) int64 {
+			v, _ := s.CreateVersion("ranker", "file:///mlflow/mlruns/1/r/artifacts/model")
+			return v
+		}, err: source.ErrNotFound, parts: []string{"/mlflow/mlruns/1/r/artifacts/model", "not mounted here", "--serve-artifacts"}},
+		{name: "registry uri", setup: func(s *mlflowtest.Server) int64 {
+			v, _ := s.CreateVersion("ranker", "models:/other/3")
+			return v
+		}, parts: []string{"models:/other/3", "a registry URI"}},
+		{name: "run not found", setup: func(s *mlflowtest.Server) int64 {
+			v, _ := s.CreateVersion("ranker", "runs:/nosuchrun/model")
+			return v
+		}, err: source.ErrNotFound, parts: []string{"runs:/nosuchrun/model", `run "nosuchrun"`}},
 		{name: "s3 without store", setup: func(s *mlflowtest.Server) int64 {
 			v, _ := s.CreateVersion("ranker", "s3://bucket/model")
 			return v
@@ -338,7 +359,6 @@ func TestDescribeRefusesBadListings(t *testing.T) {
 		{"empty name", `{"files": [{"path": "", "file_size": 1}]}`, []string{"not a file name"}},
 		{"duplicate", `{"files": [{"path": "a", "file_size": 1}, {"path": "a", "file_size": 2}]}`, []string{`"a" appears twice`}},
 		{"negative size", `{"files": [{"path": "a", "file_size": -5}]}`, []string{"size -5"}},
-		{"no size", `{"files": [{"path": "a"}]}`, []string{`no size for "a"`}},
 		{"dir loop", `{"files": [{"path": "d", "is_dir": true}]}`, []string{"nested deeper than"}},
 		{"not json", `<html>`, []string{"not the expected JSON"}},
 	} {
@@ -377,7 +397,8 @@ func TestCredentialsStayHome(t *testing.T) {
 }
 
 func TestFetchProxy(t *testing.T) {
-	files := onnxFlavor()
+	all := onnxFlavor()
+	files := served(all)
 	for _, tc := range []struct {
 		name     string
 		manifest bool
@@ -406,12 +427,12 @@ func TestFetchProxy(t *testing.T) {
 			}},
 		{name: "size mismatch without manifest",
 			before: func(s *mlflowtest.Server) {
-				s.PutArtifact("1/run/artifacts/model/conda.yaml", []byte("longer than before\n"))
+				s.PutArtifact("1/run/artifacts/model/weights.bin", []byte("longer than before\n"))
 			},
-			err: source.ErrDigestMismatch, parts: []string{"conda.yaml"}},
+			err: source.ErrDigestMismatch, parts: []string{"weights.bin"}},
 		{name: "gone since describe",
-			before: func(s *mlflowtest.Server) { s.DeleteArtifact("1/run/artifacts/model/MLmodel") },
-			err:    source.ErrNotFound, parts: []string{"MLmodel", `registered model "ranker", version 1`}},
+			before: func(s *mlflowtest.Server) { s.DeleteArtifact("1/run/artifacts/model/weights.bin") },
+			err:    source.ErrNotFound, parts: []string{"weights.bin", `registered model "ranker", version 1`}},
 		{name: "forged path", edit: func(v *source.Version) { v.Files[0].Path = "../escape" },
 			parts: []string{"refusing to write", `"../escape"`}},
 		{name: "forged absolute path", edit: func(v *source.Version) { v.Files[0].Path = "/etc/passwd" },
@@ -420,7 +441,7 @@ func TestFetchProxy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, ts := newServer(t)
 			check(t, s.CreateModel("ranker"))
-			all := maps(files)
+			all := maps(all)
 			if tc.manifest {
 				all[source.ManifestFile] = manifest(t, files)
 			}
@@ -463,12 +484,18 @@ type fakeStore struct {
 	fetched  []string
 }
 
-func (f *fakeStore) Files(_ context.Context, uri string) ([]source.File, error) {
+func (f *fakeStore) Files(_ context.Context, uri string, skip func(string) bool) ([]source.File, error) {
 	files, ok := f.prefixes[uri]
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: no objects under this prefix", uri, source.ErrNotFound)
 	}
-	return append([]source.File(nil), files...), nil
+	var out []source.File
+	for _, file := range files {
+		if skip == nil || !skip(file.Path) {
+			out = append(out, file)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeStore) FetchFiles(_ context.Context, files []source.File, dir string, progress func(int64)) error {
@@ -555,8 +582,8 @@ func TestSourceObjectStore(t *testing.T) {
 			if ver.Origin != "mlflow:ranker/1 ("+uri+")" {
 				t.Errorf("Origin %q", ver.Origin)
 			}
-			if len(ver.Files) != len(files) {
-				t.Fatalf("%d files, want %d", len(ver.Files), len(files))
+			if len(ver.Files) != len(served(files)) {
+				t.Fatalf("%d files, want %d", len(ver.Files), len(served(files)))
 			}
 			for _, f := range ver.Files {
 				if (f.SHA256 != "") != tc.wantSHA || (tc.wantSHA && f.SHA256 != sha(files[f.Path])) {
@@ -574,7 +601,7 @@ func TestSourceObjectStore(t *testing.T) {
 				return
 			}
 			check(t, err)
-			checkDir(t, dir, files)
+			checkDir(t, dir, served(files))
 			if got.Load() != ver.Size() {
 				t.Errorf("progress %d, want %d", got.Load(), ver.Size())
 			}

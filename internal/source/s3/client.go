@@ -38,6 +38,9 @@ type ClientOptions struct {
 	// files, web identity / IRSA on EKS, ECS and EC2 roles). Nil: the default
 	// chain. aws.AnonymousCredentials{} reads public buckets.
 	Credentials aws.CredentialsProvider
+	// InsecureTLS skips verification of the endpoint's certificate (MLflow's
+	// MLFLOW_S3_IGNORE_TLS).
+	InsecureTLS bool
 }
 
 // NewClient builds an S3 client with the SDK's default configuration chain
@@ -70,6 +73,12 @@ func NewClient(ctx context.Context, o ClientOptions) (*awss3.Client, error) {
 			tr.DisableCompression = true
 			tr.ForceAttemptHTTP2 = false
 			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			if o.InsecureTLS {
+				if tr.TLSClientConfig == nil {
+					tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+				}
+				tr.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // explicit MLFLOW_S3_IGNORE_TLS
+			}
 			tr.ExpectContinueTimeout = time.Second
 		}).
 		WithDialerOptions(func(d *net.Dialer) {

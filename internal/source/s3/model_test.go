@@ -196,22 +196,29 @@ func TestFilesArbitraryPrefix(t *testing.T) {
 	files := map[string][]byte{"model/model.onnx": randBytes(3000, 3), "MLmodel": []byte("flavors: {}\n")}
 	f.putVersion(t, "mlflow/12/abc/artifacts/", files, false)
 	st := f.store(t, Options{})
-	got, err := st.Files(context.Background(), "s3://models/mlflow/12/abc/artifacts")
+	got, err := st.Files(context.Background(), "s3://models/mlflow/12/abc/artifacts", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].Path != "MLmodel" || got[1].Path != "model/model.onnx" {
 		t.Fatalf("Files = %+v", got)
 	}
+	// Skipped paths are left out before they are checked: a name CheckPath
+	// refuses does not refuse the rest.
+	f.putVersion(t, "mlflow/13/abc/artifacts/", map[string][]byte{"model.onnx": randBytes(10, 1), "code/my file.py": []byte("x")}, false)
+	skipped, err := st.Files(context.Background(), "s3://models/mlflow/13/abc/artifacts", func(rel string) bool { return strings.HasPrefix(rel, "code/") })
+	if err != nil || len(skipped) != 1 || skipped[0].Path != "model.onnx" {
+		t.Fatalf("Files with skip = %+v, %v", skipped, err)
+	}
 	dir := t.TempDir()
 	if err := st.FetchFiles(context.Background(), got, dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	checkDir(t, dir, files)
-	if _, err := st.Files(context.Background(), "s3://models/mlflow/nothing/"); !errors.Is(err, source.ErrNotFound) {
+	if _, err := st.Files(context.Background(), "s3://models/mlflow/nothing/", nil); !errors.Is(err, source.ErrNotFound) {
 		t.Errorf("Files of an empty prefix: %v", err)
 	}
-	if _, err := st.Files(context.Background(), "gs://x/y"); err == nil {
+	if _, err := st.Files(context.Background(), "gs://x/y", nil); err == nil {
 		t.Error("Files accepted a gs:// URI")
 	}
 }

@@ -204,7 +204,7 @@ func (m *model) Describe(ctx context.Context, number int64) (source.Version, err
 	}
 	prefix := fmt.Sprintf("%s%d/", m.prefix, number)
 	origin := "s3://" + m.bucket + "/" + prefix
-	files, err := m.st.describe(ctx, m.bucket, prefix)
+	files, err := m.st.describe(ctx, m.bucket, prefix, nil)
 	if err != nil {
 		return source.Version{}, fmt.Errorf("model %s version %d: %w", m.uri(), number, err)
 	}
@@ -222,8 +222,10 @@ func (m *model) Fetch(ctx context.Context, v source.Version, dir string, progres
 // Files describes every object under uri (s3://bucket/prefix/) as Describe
 // does for a version: paths relative to the prefix, checked by
 // source.CheckPath, checksums from tritongate-manifest.json when present, else
-// from single-part ETags. Used for artifacts stored in S3 (MLflow).
-func (st *Store) Files(ctx context.Context, uri string) ([]source.File, error) {
+// from single-part ETags. Objects whose relative path skip (if not nil)
+// accepts are left out before any check. Used for artifacts stored in S3
+// (MLflow).
+func (st *Store) Files(ctx context.Context, uri string, skip func(rel string) bool) ([]source.File, error) {
 	if err := st.ready(); err != nil {
 		return nil, err
 	}
@@ -231,7 +233,7 @@ func (st *Store) Files(ctx context.Context, uri string) ([]source.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := st.describe(ctx, bucket, prefix)
+	files, err := st.describe(ctx, bucket, prefix, skip)
 	if err != nil {
 		return nil, fmt.Errorf("describing %s: %w", uri, err)
 	}
@@ -276,8 +278,9 @@ func (st *Store) list(ctx context.Context, bucket, prefix, delimiter string, pag
 }
 
 // describe lists every object under prefix and returns the files, sorted by
-// path, with what is known to verify them.
-func (st *Store) describe(ctx context.Context, bucket, prefix string) ([]source.File, error) {
+// path, with what is known to verify them; skip (if not nil) leaves out
+// paths.
+func (st *Store) describe(ctx context.Context, bucket, prefix string, skip func(string) bool) ([]source.File, error) {
 	origin := "s3://" + bucket + "/" + prefix
 	var files []source.File
 	var manifest *source.File
@@ -292,6 +295,9 @@ func (st *Store) describe(ctx context.Context, bucket, prefix string) ([]source.
 			}
 			if strings.HasSuffix(key, "/") && size == 0 {
 				continue // a "folder" marker (the console's Create folder)
+			}
+			if skip != nil && skip(rel) {
+				continue
 			}
 			loc := "s3://" + bucket + "/" + key
 			if err := source.CheckPath(rel); err != nil {
@@ -328,7 +334,7 @@ func (st *Store) describe(ctx context.Context, bucket, prefix string) ([]source.
 		return nil, fmt.Errorf("refusing %s: %v", origin, err)
 	}
 	if manifest != nil {
-		if err := st.applyManifest(ctx, origin, *manifest, files); err != nil {
+		if err := st.applyManifest(ctx, origin, *manifest, files, skip); err != nil {
 			return nil, err
 		}
 	}
@@ -385,7 +391,7 @@ func isHex(s string) bool {
 
 // applyManifest reads the version's manifest and sets SHA256 on files; it
 // must list exactly the files, with their sizes.
-func (st *Store) applyManifest(ctx context.Context, origin string, mf source.File, files []source.File) error {
+func (st *Store) applyManifest(ctx context.Context, origin string, mf source.File, files []source.File, skip func(string) bool) error {
 	if mf.Size > maxManifestSize {
 		return fmt.Errorf("refusing %s: manifest %s is %d bytes (more than %d)", origin, mf.Loc, mf.Size, maxManifestSize)
 	}
@@ -421,6 +427,11 @@ func (st *Store) applyManifest(ctx context.Context, origin string, mf source.Fil
 	entries, err := source.ParseManifest(data)
 	if err != nil {
 		return fmt.Errorf("refusing %s: manifest %s: %v", origin, mf.Loc, err)
+	}
+	for p := range entries {
+		if skip != nil && skip(p) {
+			delete(entries, p) // left out of the version: not verified
+		}
 	}
 	for i := range files {
 		f := &files[i]

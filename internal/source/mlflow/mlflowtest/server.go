@@ -31,6 +31,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	mlflowpb "github.com/tritongate/tritongate/proto/mlflow"
 	"github.com/tritongate/tritongate/proto/mlflow/artifacts"
@@ -106,17 +107,20 @@ func codeOf(status int) databricks.ErrorCode {
 // Server is the fake tracking server. Its methods are safe for concurrent
 // use, also while it serves.
 type Server struct {
-	mu         sync.Mutex
-	models     map[string]*registeredModel
-	artifacts  map[string][]byte
-	pageSize   int
-	token      string
-	user, pass string
-	faults     []int
-	requests   int
-	calls      map[string]int
-	clock      int64
-	routes     map[route]handler
+	mu          sync.Mutex
+	models      map[string]*registeredModel
+	artifacts   map[string][]byte
+	pageSize    int
+	token       string
+	user, pass  string
+	faults      []int
+	requests    int
+	calls       map[string]int
+	clock       int64
+	routes      map[route]handler
+	runs        map[string]string // run id -> artifact root
+	logged      map[string]string // logged model id -> artifact location
+	noArtifacts bool
 }
 
 type route struct{ method, ep string }
@@ -140,6 +144,8 @@ func New() *Server {
 		pageSize:  DefaultPageSize,
 		calls:     map[string]int{},
 		clock:     1700000000000,
+		runs:      map[string]string{},
+		logged:    map[string]string{},
 	}
 	s.routes = map[route]handler{
 		{http.MethodPost, "mlflow/registered-models/create"}:       s.handleCreateModel,
@@ -154,6 +160,39 @@ func New() *Server {
 		{http.MethodGet, "mlflow-artifacts/artifacts"}:             s.handleList,
 	}
 	return s
+}
+
+// CreateRun records a run whose artifact root is artifactURI
+// ("mlflow-artifacts:/1/<run id>/artifacts") and returns its id. A model
+// version whose source is runs:/<id>/model then resolves below it, as in
+// MLflow.
+func (s *Server) CreateRun(artifactURI string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := fmt.Sprintf("%032x", s.tick())
+	s.runs[id] = artifactURI
+	return id
+}
+
+// CreateLoggedModel records an MLflow 3 logged model (what
+// mlflow.<flavor>.log_model makes) stored at artifactURI and returns its id
+// ("m-..."). A version registered from it has source models:/<id>, and
+// get-download-uri answers artifactURI, as MLflow does.
+func (s *Server) CreateLoggedModel(artifactURI string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := fmt.Sprintf("m-%032x", s.tick())
+	s.logged[id] = artifactURI
+	return id
+}
+
+// NoServeArtifacts makes the server behave as `mlflow server
+// --no-serve-artifacts`: the artifacts proxy answers every call with the
+// plain-text 503 of a disabled endpoint.
+func (s *Server) NoServeArtifacts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noArtifacts = true
 }
 
 // tick returns a new timestamp (ms); deterministic. Called with mu held.
@@ -424,6 +463,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ok := s.authorized(r)
+	noArtifacts := s.noArtifacts
 	s.mu.Unlock()
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="mlflow"`)
@@ -433,22 +473,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !isAPI {
-		writeError(w, newError(databricks.ErrorCode_ENDPOINT_NOT_FOUND, "No API endpoint at %s", r.URL.Path))
+		notFoundPage(w)
+		return
+	}
+	if noArtifacts && (ep == "mlflow-artifacts/artifacts" || strings.HasPrefix(ep, "mlflow-artifacts/artifacts/")) {
+		route := "/api/2.0/mlflow-artifacts/artifacts"
+		if ep != "mlflow-artifacts/artifacts" {
+			route += "/<path:artifact_path>"
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "Endpoint: %s disabled due to the mlflow server running with `--no-serve-artifacts`. To enable artifacts server functionality, run `mlflow server` with `--serve-artifacts`", route)
 		return
 	}
 	if rest, ok := strings.CutPrefix(ep, "mlflow-artifacts/artifacts/"); ok {
 		s.serveArtifact(w, r, rest)
 		return
 	}
+	if ep == "mlflow/runs/get" && r.Method == http.MethodGet {
+		s.serveRun(w, r)
+		return
+	}
+	if id, ok := strings.CutPrefix(ep, "mlflow/logged-models/"); ok && r.Method == http.MethodGet && !strings.Contains(id, "/") {
+		s.serveLoggedModel(w, id)
+		return
+	}
 	h, ok := s.routes[route{r.Method, ep}]
 	if !ok {
 		for rt := range s.routes {
 			if rt.ep == ep {
-				writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: databricks.ErrorCode_BAD_REQUEST, Message: fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)})
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				io.WriteString(w, "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n")
 				return
 			}
 		}
-		writeError(w, newError(databricks.ErrorCode_ENDPOINT_NOT_FOUND, "No API endpoint at %s", r.URL.Path))
+		notFoundPage(w)
 		return
 	}
 	resp, herr := h(r)
@@ -468,6 +528,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out.Bytes())
+}
+
+// notFoundPage is what MLflow (Flask) answers for a route it does not
+// have: an HTML page, not MLflow's JSON.
+func notFoundPage(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	io.WriteString(w, "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.</p>\n")
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -508,11 +576,12 @@ func decode(r *http.Request, msg proto.Message) *Error {
 	}
 	if len(body) == 0 {
 		obj := map[string]any{}
+		fields := msg.ProtoReflect().Descriptor().Fields()
 		for k, vs := range r.URL.Query() {
-			if len(vs) == 1 {
-				obj[k] = vs[0]
-			} else {
+			if fd := fields.ByName(protoreflect.Name(k)); (fd != nil && fd.IsList()) || len(vs) > 1 {
 				obj[k] = vs
+			} else {
+				obj[k] = vs[0]
 			}
 		}
 		body, _ = json.Marshal(obj)
@@ -626,7 +695,46 @@ func (s *Server) handleDownloadURI(r *http.Request) (proto.Message, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	return &mlflowpb.GetModelVersionDownloadUri_Response{ArtifactUri: proto.String(mv.GetSource())}, nil
+	uri := mv.GetSource()
+	if loc, ok := s.logged[strings.TrimPrefix(uri, "models:/")]; ok {
+		uri = loc // MLflow 3 answers a logged model's location
+	}
+	return &mlflowpb.GetModelVersionDownloadUri_Response{ArtifactUri: proto.String(uri)}, nil
+}
+
+// serveRun answers runs/get with the run's artifact root (the rest of
+// MLflow's Run message is left out; its schema is not vendored).
+func (s *Server) serveRun(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("run_id")
+	if id == "" {
+		writeError(w, missing("run_id"))
+		return
+	}
+	s.mu.Lock()
+	root, ok := s.runs[id]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, newError(databricks.ErrorCode_RESOURCE_DOES_NOT_EXIST, "Run with id=%s not found", id))
+		return
+	}
+	b, _ := json.Marshal(map[string]any{"run": map[string]any{"info": map[string]any{
+		"run_id": id, "run_uuid": id, "experiment_id": "0", "artifact_uri": root, "status": "FINISHED", "lifecycle_stage": "active"}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func (s *Server) serveLoggedModel(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	loc, ok := s.logged[id]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, newError(databricks.ErrorCode_RESOURCE_DOES_NOT_EXIST, "Logged model with ID '%s' not found", id))
+		return
+	}
+	b, _ := json.Marshal(map[string]any{"model": map[string]any{"info": map[string]any{
+		"model_id": id, "experiment_id": "0", "name": "model", "artifact_uri": loc, "status": "LOGGED_MODEL_READY"}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
 }
 
 // pageToken is MLflow's page token: base64 of {"offset": n}.
@@ -670,15 +778,11 @@ func (s *Server) handleSearch(r *http.Request) (proto.Message, *Error) {
 			mvs = append(mvs, mv)
 		}
 	}
-	// MLflow's default order: name ascending, newest version first.
-	sort.Slice(mvs, func(i, j int) bool {
-		if mvs[i].GetName() != mvs[j].GetName() {
-			return mvs[i].GetName() < mvs[j].GetName()
-		}
-		a, _ := strconv.ParseInt(mvs[i].GetVersion(), 10, 64)
-		b, _ := strconv.ParseInt(mvs[j].GetVersion(), 10, 64)
-		return a > b
-	})
+	order, oerr := parseOrderBy(req.GetOrderBy())
+	if oerr != nil {
+		return nil, oerr
+	}
+	sort.SliceStable(mvs, func(i, j int) bool { return less(order, mvs[i], mvs[j]) })
 	page := int(min(maxResults, int64(s.pageSize)))
 	resp := &mlflowpb.SearchModelVersions_Response{}
 	if offset < len(mvs) {
@@ -692,6 +796,94 @@ func (s *Server) handleSearch(r *http.Request) (proto.Message, *Error) {
 		}
 	}
 	return resp, nil
+}
+
+// orderKey is one order_by term.
+type orderKey struct {
+	column string
+	desc   bool
+}
+
+// parseOrderBy reads order_by terms as MLflow does ("version_number ASC",
+// "last_updated_timestamp DESC"; ASC when not said); none gives MLflow's
+// default: last_updated_timestamp DESC, name ASC, version_number DESC.
+func parseOrderBy(terms []string) ([]orderKey, *Error) {
+	if len(terms) == 0 {
+		return []orderKey{{"last_updated_timestamp", true}, {"name", false}, {"version_number", true}}, nil
+	}
+	var out []orderKey
+	for _, t := range terms {
+		f := strings.Fields(t)
+		if len(f) == 0 || len(f) > 2 {
+			return nil, newError(databricks.ErrorCode_INVALID_PARAMETER_VALUE, "Invalid order_by clause '%s'.", t)
+		}
+		k := orderKey{column: f[0]}
+		if len(f) == 2 {
+			switch strings.ToUpper(f[1]) {
+			case "ASC":
+			case "DESC":
+				k.desc = true
+			default:
+				return nil, newError(databricks.ErrorCode_INVALID_PARAMETER_VALUE, "Invalid order_by clause '%s'.", t)
+			}
+		}
+		switch k.column {
+		case "name", "version_number", "creation_timestamp", "last_updated_timestamp":
+		default:
+			return nil, newError(databricks.ErrorCode_INVALID_PARAMETER_VALUE, "Invalid order by key '%s' specified.", f[0])
+		}
+		out = append(out, k)
+	}
+	// MLflow breaks ties by name and version number.
+	return append(out, orderKey{"name", false}, orderKey{"version_number", true}), nil
+}
+
+func less(order []orderKey, a, b *mlflowpb.ModelVersion) bool {
+	for _, k := range order {
+		var c int
+		switch k.column {
+		case "name":
+			c = strings.Compare(a.GetName(), b.GetName())
+		case "version_number":
+			x, _ := strconv.ParseInt(a.GetVersion(), 10, 64)
+			y, _ := strconv.ParseInt(b.GetVersion(), 10, 64)
+			c = cmpInt(x, y)
+		case "creation_timestamp":
+			c = cmpInt(a.GetCreationTimestamp(), b.GetCreationTimestamp())
+		case "last_updated_timestamp":
+			c = cmpInt(a.GetLastUpdatedTimestamp(), b.GetLastUpdatedTimestamp())
+		}
+		if k.desc {
+			c = -c
+		}
+		if c != 0 {
+			return c < 0
+		}
+	}
+	return false
+}
+
+func cmpInt(x, y int64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+// TouchVersion updates a version's last_updated_timestamp (as editing its
+// description does in MLflow): it moves in the default search order.
+func (s *Server) TouchVersion(model string, version int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mv, err := s.version(model, strconv.FormatInt(version, 10))
+	if err != nil {
+		return err
+	}
+	mv.LastUpdatedTimestamp = proto.Int64(s.tick())
+	return nil
 }
 
 // ParseFilter reads the search filters the server understands: "" (every
@@ -749,7 +941,8 @@ func (s *Server) handleGetAlias(r *http.Request) (proto.Message, *Error) {
 	}
 	n, ok := m.aliases[req.GetAlias()]
 	if !ok {
-		return nil, newError(databricks.ErrorCode_RESOURCE_DOES_NOT_EXIST, "Registered model alias %s not found.", req.GetAlias())
+		// MLflow: 400 INVALID_PARAMETER_VALUE, not 404.
+		return nil, newError(databricks.ErrorCode_INVALID_PARAMETER_VALUE, "Registered model alias %s not found.", req.GetAlias())
 	}
 	return &mlflowpb.GetModelVersionByAlias_Response{ModelVersion: s.view(m.versions[n])}, nil
 }
@@ -849,7 +1042,8 @@ func (s *Server) handleList(r *http.Request) (proto.Message, *Error) {
 	resp := &artifacts.ListArtifacts_Response{}
 	for _, n := range names {
 		fi := &artifacts.FileInfo{Path: proto.String(n), IsDir: proto.Bool(dirs[n])}
-		if !dirs[n] {
+		if !dirs[n] && files[n] != 0 {
+			// MLflow's JSON leaves out a size of 0 (an empty __init__.py).
 			fi.FileSize = proto.Int64(files[n])
 		}
 		resp.Files = append(resp.Files, fi)
