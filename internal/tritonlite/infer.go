@@ -22,6 +22,15 @@ const batchNote = "NOTE: Setting a non-zero max_batch_size in the model config r
 // Triton accepts.
 var reservedParams = []string{"triton_enable_empty_final_response"}
 
+// protocolString is Triton's DataTypeToProtocolString: the protocol name, or
+// "<invalid>" for a datatype it does not know.
+func protocolString(d tensor.DataType) string {
+	if !d.Valid() {
+		return "<invalid>"
+	}
+	return d.String()
+}
+
 func invalidArg(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
 }
@@ -60,6 +69,7 @@ func (v *version) prepare(ctx context.Context, req *inference.ModelInferRequest)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	ins = inTritonOrder(ins)
 
 	// Requested outputs, checked in sorted order as Triton does.
 	requested := make([]string, 0, len(req.GetOutputs()))
@@ -138,7 +148,7 @@ func (v *version) prepare(ctx context.Context, req *inference.ModelInferRequest)
 		in := v.inputs[t.Name]
 		want := tensor.FromConfig(in.GetDataType())
 		if t.DataType != want {
-			return nil, invalidArg("%sinference input '%s' data-type is '%s', but model '%s' expects '%s'", pre, t.Name, t.DataType, model, want)
+			return nil, invalidArg("%sinference input '%s' data-type is '%s', but model '%s' expects '%s'", pre, t.Name, protocolString(t.DataType), model, want)
 		}
 		shape := t.Shape
 		if mbs > 0 {
@@ -321,10 +331,12 @@ func checkRequestParams(req *inference.ModelInferRequest, r *request) error {
 			}
 		default:
 			if strings.HasPrefix(key, "triton_") && !slices.Contains(reservedParams, key) {
-				return invalidArg("parameter keys starting with 'triton_' are reserved for Triton usage. Only the following keys starting with 'triton_' are allowed: %s ", strings.Join(reservedParams, " "))
+				return invalidArg("parameter keys starting with 'triton_' are reserved for Triton usage. Only the following keys starting with 'triton_' are allowed: %s", strings.Join(reservedParams, " "))
 			}
+			// Triton 2.51 takes int64, bool, string and double parameters
+			// (its message still names only the first three).
 			switch p.GetParameterChoice().(type) {
-			case *inference.InferParameter_DoubleParam, *inference.InferParameter_Uint64Param:
+			case *inference.InferParameter_Uint64Param, nil:
 				return invalidArg("invalid value type for '%s' parameter, expected int64_param, bool_param, or string_param.", key)
 			}
 		}

@@ -314,8 +314,12 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if got := value("nv_inference_request_failure", map[string]string{"model": "ident", "version": "1", "reason": "OTHER"}); got != 1 {
-		t.Errorf("nv_inference_request_failure{reason=OTHER} = %v, want 1", got)
+	// A request the model's config refuses never reaches the model: Triton
+	// counts it nowhere (TRITONSERVER_ServerInferAsync returns the error).
+	for _, reason := range []string{"OTHER", "REJECTED", "BACKEND", "CANCELED"} {
+		if got := value("nv_inference_request_failure", map[string]string{"model": "ident", "version": "1", "reason": reason}); got > 0 {
+			t.Errorf("nv_inference_request_failure{reason=%s} = %v after a refused request, want none", reason, got)
+		}
 	}
 	for _, name := range []string{"nv_inference_request_duration_us", "nv_inference_compute_infer_duration_us", "nv_inference_queue_duration_us"} {
 		if got := value(name, l); got < 0 {

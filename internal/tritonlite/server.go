@@ -413,25 +413,33 @@ func (s *Server) ModelInfer(ctx context.Context, req *inference.ModelInferReques
 }
 
 func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
+	resp, _, err := s.inferIssued(ctx, req)
+	return resp, err
+}
+
+// inferIssued runs one inference and reports whether the request got as far
+// as the scheduler ("issued", in Triton's words). A request that fails
+// before (unknown model or version, a request the model's config refuses) is
+// not counted in the model's statistics or failure metrics: Triton rejects it
+// in TRITONSERVER_ServerInferAsync, before the model sees it.
+func (s *Server) inferIssued(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, bool, error) {
 	if !s.started.Load() || s.closing.Load() {
-		return nil, status.Error(codes.Unavailable, "Server not ready")
+		return nil, false, status.Error(codes.Unavailable, "Server not ready")
 	}
 	v, release, err := s.repo.acquire(req.GetModelName(), req.GetModelVersion())
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer release()
 	r, err := v.prepare(ctx, req)
 	if err != nil {
-		v.stats.fail(0)
-		v.metrics.failure.WithLabelValues(v.model, v.label, "OTHER").Inc()
-		return nil, err
+		return nil, false, err
 	}
-	outs, err := v.infer(r)
+	outs, issued, err := v.infer(r)
 	if err != nil {
-		return nil, err
+		return nil, issued, err
 	}
-	return v.response(req, r, outs), nil
+	return v.response(req, r, outs), true, nil
 }
 
 // ModelStreamInfer runs each request of the stream as it arrives and streams
@@ -458,12 +466,22 @@ func (s *Server) ModelStreamInfer(stream inference.GRPCInferenceService_ModelStr
 		go func() {
 			defer wg.Done()
 			out := &inference.ModelStreamInferResponse{}
-			resp, err := s.infer(ctx, req)
-			if err != nil {
+			resp, issued, err := s.inferIssued(ctx, req)
+			switch {
+			case err != nil && !issued:
+				// Triton's stream handler: the request was never issued, the
+				// response carries only its id.
+				out.ErrorMessage = status.Convert(err).Message()
+				out.InferResponse = &inference.ModelInferResponse{Id: req.GetId()}
+			case err != nil:
+				// Failed in the model: the response names the request and,
+				// as every response of a stream, says whether it is the last.
 				out.ErrorMessage = status.Convert(err).Message()
 				out.InferResponse = &inference.ModelInferResponse{ModelName: req.GetModelName(), ModelVersion: req.GetModelVersion(), Id: req.GetId()}
-			} else {
+				setFinalResponse(out.InferResponse)
+			default:
 				out.InferResponse = resp
+				setFinalResponse(resp)
 			}
 			sendMu.Lock()
 			defer sendMu.Unlock()
@@ -472,6 +490,17 @@ func (s *Server) ModelStreamInfer(stream inference.GRPCInferenceService_ModelStr
 			}
 		}()
 	}
+}
+
+// setFinalResponse marks a stream response as its request's last, as
+// Triton's stream handler marks every response it sends:
+// parameters["triton_final_response"] (true: a model that is not decoupled
+// sends one response per request).
+func setFinalResponse(r *inference.ModelInferResponse) {
+	if r.Parameters == nil {
+		r.Parameters = map[string]*inference.InferParameter{}
+	}
+	r.Parameters["triton_final_response"] = &inference.InferParameter{ParameterChoice: &inference.InferParameter_BoolParam{BoolParam: true}}
 }
 
 // ReadyVersion reports whether version (0: any) of model is ready: for tests

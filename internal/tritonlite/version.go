@@ -143,8 +143,10 @@ func (v *version) pendingGauge() interface{ Add(float64) } {
 	return v.metrics.pending.WithLabelValues(v.model, v.label)
 }
 
-// infer runs a request through the version's scheduler.
-func (v *version) infer(r *request) ([]tensor.Tensor, error) {
+// infer runs a request through the version's scheduler. issued is false when
+// the scheduler refused it (a full queue): Triton returns that error from
+// enqueuing, before the request counts in the model's statistics.
+func (v *version) infer(r *request) (outs []tensor.Tensor, issued bool, err error) {
 	r.enqueued = time.Now()
 	r.done = make(chan result, 1)
 	pending := v.pendingGauge()
@@ -152,8 +154,7 @@ func (v *version) infer(r *request) ([]tensor.Tensor, error) {
 	if v.batcher != nil {
 		if err := v.batcher.enqueue(r); err != nil {
 			pending.Add(-1)
-			v.fail(r, "REJECTED", time.Since(r.enqueued))
-			return nil, err
+			return nil, false, err
 		}
 	} else {
 		select {
@@ -170,17 +171,17 @@ func (v *version) infer(r *request) ([]tensor.Tensor, error) {
 			pending.Add(-1)
 			r.settled.Store(true)
 			v.fail(r, "CANCELED", time.Since(r.enqueued))
-			return nil, status.FromContextError(r.ctx.Err()).Err()
+			return nil, true, status.FromContextError(r.ctx.Err()).Err()
 		}
 	}
 	select {
 	case res := <-r.done:
-		return res.outputs, res.err
+		return res.outputs, true, res.err
 	case <-r.ctx.Done():
 		if r.settled.CompareAndSwap(false, true) {
 			v.fail(r, "CANCELED", time.Since(r.enqueued))
 		}
-		return nil, status.FromContextError(r.ctx.Err()).Err()
+		return nil, true, status.FromContextError(r.ctx.Err()).Err()
 	}
 }
 

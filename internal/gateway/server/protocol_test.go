@@ -190,6 +190,10 @@ routes:
 				if !strings.Contains(r.ErrorMessage, "Request for unknown model: 'nope' is not found") {
 					t.Errorf("error answer %q", r.ErrorMessage)
 				}
+				// Triton's answer to a request it could not issue: the id only.
+				if r.InferResponse.GetModelName() != "" || len(r.InferResponse.GetParameters()) != 0 {
+					t.Errorf("error answer carries %v, want only the id", r.InferResponse)
+				}
 			default:
 				if r.ErrorMessage != "" {
 					t.Errorf("request %s: %s", id, r.ErrorMessage)
@@ -198,6 +202,9 @@ routes:
 				out := outputOf(t, r.InferResponse)
 				if fmt.Sprint(out[0]) != id {
 					t.Errorf("response %s carries %v", id, out)
+				}
+				if p := r.InferResponse.GetParameters()["triton_final_response"]; !p.GetBoolParam() {
+					t.Errorf("response %s: triton_final_response %v, want true (Triton's stream marks every response)", id, p)
 				}
 				if want := map[bool]string{true: "big", false: "m"}[id == "11"]; r.InferResponse.ModelName != want {
 					t.Errorf("response %s from model %s, want %s", id, r.InferResponse.ModelName, want)

@@ -287,10 +287,13 @@ func (s *Server) modelStreamInfer(_ any, stream grpc.ServerStream) error {
 			var out any
 			resp, err := s.infer(ctx, in, md)
 			if err != nil {
+				// As Triton answers a request of a stream that it could not
+				// issue (unknown model, a request the config refuses): the
+				// error and the request's id only.
 				req, _ := scanRequest(in.b)
 				r := &inference.ModelStreamInferResponse{ErrorMessage: status.Convert(err).Message(), InferResponse: &inference.ModelInferResponse{}}
 				if req != nil {
-					r.InferResponse.ModelName, r.InferResponse.ModelVersion, r.InferResponse.Id = req.model, req.version, req.id
+					r.InferResponse.Id = req.id
 				}
 				out = r
 			} else {

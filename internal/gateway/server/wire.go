@@ -69,11 +69,32 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(b, s)
 }
 
-// streamOK wraps a serialized ModelInferResponse as a
-// ModelStreamInferResponse (field infer_response), without copying it.
+// finalResponseParam is the ModelInferResponse field
+// parameters["triton_final_response"] = bool_param true, which Triton's
+// stream handler sets on every response of a model that is not decoupled.
+var finalResponseParam = func() []byte {
+	value := protowire.AppendTag(nil, 1, protowire.VarintType) // InferParameter.bool_param
+	value = protowire.AppendVarint(value, 1)
+	entry := protowire.AppendTag(nil, 1, protowire.BytesType) // map key
+	entry = protowire.AppendString(entry, "triton_final_response")
+	entry = protowire.AppendTag(entry, 2, protowire.BytesType) // map value
+	entry = protowire.AppendBytes(entry, value)
+	b := protowire.AppendTag(nil, respParameters, protowire.BytesType)
+	return protowire.AppendBytes(b, entry)
+}()
+
+// respParameters is ModelInferResponse.parameters.
+const respParameters = 4
+
+// streamOK wraps a serialized ModelInferResponse (a unary answer of a
+// backend) as a ModelStreamInferResponse (field infer_response), marked as
+// the request's final response as Triton marks it, without copying it: the
+// parameter goes first (a map entry may come anywhere; a later
+// triton_final_response of the backend's would win).
 func streamOK(resp *rawMsg) *rawMsg {
 	prefix := protowire.AppendTag(nil, streamResponse, protowire.BytesType)
-	prefix = protowire.AppendVarint(prefix, uint64(resp.size()))
+	prefix = protowire.AppendVarint(prefix, uint64(len(finalResponseParam)+resp.size()))
+	prefix = append(prefix, finalResponseParam...)
 	out := &rawMsg{b: prefix}
 	if len(resp.extra) > 0 {
 		// Rare (responses carry no overrides); join to keep one extra.

@@ -1,0 +1,44 @@
+package tritonlite
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestInputOrderIsTritons: the order Triton 2.51 (tritonserver built with
+// GCC, x86-64) lists a request's inputs in, as it printed them in its
+// "Got input(s) [...]" error for these requests (inputs in request order):
+// libstdc++'s unordered_map order, across its rehashes (13, 29, 59, 127
+// buckets).
+func TestInputOrderIsTritons(t *testing.T) {
+	cases := []struct{ in, want []string }{
+		{[]string{"INPUT0", "INPUT1"}, []string{"INPUT1", "INPUT0"}},
+		{[]string{"INPUT0", "INPUTX", "INPUT1"}, []string{"INPUT1", "INPUTX", "INPUT0"}},
+		{[]string{"B", "A", "INPUT0"}, []string{"INPUT0", "A", "B"}},
+		{
+			[]string{"INPUT_INT16", "INPUT_INT32", "INPUT_BYTES", "INPUT_FP64", "EXTRA0", "INPUT_INT8", "INPUT_UINT16", "INPUT_UINT32", "INPUT_BOOL", "INPUT_UINT64", "INPUT_UINT8", "INPUT_INT64", "INPUT_FP32"},
+			[]string{"INPUT_FP32", "INPUT_INT64", "INPUT_UINT8", "INPUT_UINT64", "INPUT_UINT16", "INPUT_INT8", "EXTRA0", "INPUT_UINT32", "INPUT_FP64", "INPUT_BOOL", "INPUT_BYTES", "INPUT_INT32", "INPUT_INT16"},
+		},
+		{
+			[]string{"EXTRA0", "INPUT_BOOL", "INPUT_BYTES", "INPUT_UINT32", "INPUT_UINT16", "INPUT_FP64", "INPUT_INT8", "INPUT_FP32", "INPUT_UINT64", "INPUT_INT32", "INPUT_UINT8", "INPUT_INT64", "EXTRA1", "INPUT_INT16"},
+			[]string{"INPUT_INT16", "INPUT_BOOL", "INPUT_BYTES", "INPUT_INT32", "INPUT_FP64", "INPUT_UINT16", "EXTRA0", "INPUT_INT8", "INPUT_FP32", "INPUT_UINT64", "INPUT_UINT8", "INPUT_UINT32", "INPUT_INT64", "EXTRA1"},
+		},
+		{
+			[]string{"INPUT0", "INPUT1", "IN", "xxxxxxxxx", "yyyyyyyyyyyyyyyyy", "INPUT_BOOL", "INPUT_INT8", "INPUT_INT16", "INPUT_INT32", "INPUT_INT64", "INPUT_UINT8", "INPUT_UINT16", "INPUT_UINT32", "INPUT_UINT64", "INPUT_FP32", "INPUT_FP64", "INPUT_BYTES", "abababababababababababababababababababab"},
+			[]string{"INPUT_BYTES", "INPUT_FP64", "INPUT_FP32", "abababababababababababababababababababab", "INPUT_UINT64", "INPUT0", "INPUT1", "INPUT_BOOL", "INPUT_INT32", "IN", "INPUT_INT8", "xxxxxxxxx", "yyyyyyyyyyyyyyyyy", "INPUT_UINT8", "INPUT_INT16", "INPUT_UINT16", "INPUT_INT64", "INPUT_UINT32"},
+		},
+		{
+			[]string{"EXTRA6", "EXTRA8", "INPUT_BOOL", "EXTRA9", "INPUT_FP64", "EXTRA15", "EXTRA13", "EXTRA4", "INPUT_UINT16", "EXTRA10", "INPUT_FP32", "EXTRA18", "EXTRA19", "EXTRA12", "INPUT_UINT8", "EXTRA3", "EXTRA16", "EXTRA14", "INPUT_INT64", "EXTRA1", "EXTRA2", "INPUT_UINT64", "INPUT_BYTES", "EXTRA17", "EXTRA11", "INPUT_UINT32", "INPUT_INT8", "EXTRA0", "EXTRA5", "EXTRA7", "INPUT_INT16", "INPUT_INT32"},
+			[]string{"INPUT_INT32", "INPUT_INT16", "EXTRA7", "EXTRA19", "INPUT_BYTES", "EXTRA18", "INPUT_FP32", "EXTRA10", "EXTRA6", "EXTRA9", "INPUT_BOOL", "EXTRA8", "EXTRA4", "EXTRA1", "EXTRA11", "EXTRA12", "EXTRA3", "EXTRA16", "INPUT_INT64", "INPUT_FP64", "INPUT_UINT32", "INPUT_UINT8", "EXTRA2", "EXTRA14", "INPUT_UINT64", "EXTRA17", "EXTRA13", "INPUT_INT8", "EXTRA15", "EXTRA0", "INPUT_UINT16", "EXTRA5"},
+		},
+		{
+			[]string{"EXTRA2", "EXTRA1", "EXTRA22", "INPUT_INT16", "EXTRA42", "EXTRA24", "EXTRA26", "EXTRA33", "EXTRA19", "EXTRA4", "EXTRA13", "INPUT_UINT16", "INPUT_BOOL", "INPUT_UINT64", "EXTRA36", "EXTRA38", "EXTRA20", "EXTRA28", "INPUT_INT32", "INPUT_INT64", "EXTRA17", "EXTRA15", "EXTRA37", "EXTRA3", "EXTRA29", "EXTRA10", "EXTRA8", "EXTRA34", "EXTRA44", "EXTRA12", "INPUT_UINT32", "INPUT_BYTES", "EXTRA46", "EXTRA31", "EXTRA39", "INPUT_INT8", "EXTRA5", "EXTRA23", "EXTRA7", "EXTRA35", "EXTRA41", "EXTRA25", "EXTRA27", "EXTRA40", "EXTRA14", "EXTRA30", "INPUT_UINT8", "EXTRA47", "EXTRA6", "EXTRA18", "EXTRA45", "EXTRA0", "INPUT_FP64", "EXTRA48", "INPUT_FP32", "EXTRA21", "EXTRA9", "EXTRA11", "EXTRA16", "EXTRA32", "EXTRA49", "EXTRA43"},
+			[]string{"EXTRA43", "EXTRA32", "EXTRA48", "EXTRA34", "EXTRA3", "INPUT_INT32", "EXTRA44", "EXTRA2", "INPUT_UINT8", "EXTRA8", "EXTRA30", "EXTRA1", "EXTRA46", "EXTRA11", "EXTRA4", "INPUT_INT16", "EXTRA42", "EXTRA39", "EXTRA16", "EXTRA29", "EXTRA24", "EXTRA0", "EXTRA13", "INPUT_INT8", "EXTRA36", "INPUT_UINT64", "EXTRA15", "EXTRA14", "EXTRA33", "EXTRA45", "EXTRA26", "EXTRA22", "EXTRA37", "EXTRA7", "EXTRA19", "INPUT_UINT16", "EXTRA17", "EXTRA5", "EXTRA12", "INPUT_INT64", "EXTRA38", "INPUT_UINT32", "INPUT_FP64", "EXTRA28", "INPUT_BYTES", "EXTRA31", "EXTRA9", "EXTRA20", "EXTRA23", "EXTRA35", "EXTRA25", "EXTRA49", "EXTRA27", "EXTRA40", "EXTRA47", "EXTRA6", "EXTRA18", "EXTRA41", "INPUT_BOOL", "EXTRA10", "INPUT_FP32", "EXTRA21"},
+		},
+	}
+	for _, c := range cases {
+		if got := tritonInputOrder(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("%d inputs %v:\n got %v\nwant %v", len(c.in), c.in, got, c.want)
+		}
+	}
+}
