@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -356,6 +357,22 @@ func TestUnchangedVersionDescribedOnce(t *testing.T) {
 	if n := s.Calls("mlflow/model-versions/get-download-uri"); n != 2 {
 		t.Errorf("an updated version was not described again (%d download URI calls)", n)
 	}
+
+	// A refused version is refused again, unasked, while it is unchanged.
+	bad := must[int64](t)(s.CreateVersion("ranker", "gs://bucket/ranker/2"))
+	for i := range 3 {
+		if _, err := src.Describe(t.Context(), bad); err == nil || !strings.Contains(err.Error(), "gs://") {
+			t.Fatalf("describe %d of a gs:// version: %v", i, err)
+		}
+	}
+	if n := s.Calls("mlflow/model-versions/get-download-uri"); n != 3 {
+		t.Errorf("a refused, unchanged version was described %d times, want once", n-2)
+	}
+	check(t, s.TouchVersion("ranker", bad))
+	src.Describe(t.Context(), bad)
+	if n := s.Calls("mlflow/model-versions/get-download-uri"); n != 4 {
+		t.Errorf("an updated refused version was not described again (%d download URI calls)", n)
+	}
 }
 
 // With MLflow's basic-auth app, READ on the registered model resolves the
@@ -401,5 +418,25 @@ func TestSearchOrderAcrossUpdates(t *testing.T) {
 	check(t, err)
 	if len(got) != 5 {
 		t.Errorf("List = %v, want all 5 versions", got)
+	}
+}
+
+// MLflow's version search answers an unknown model name with no versions
+// (HTTP 200); List then asks for the model, so a misspelt name in the
+// catalog is reported as unknown, in MLflow's words, not as a model with
+// nothing to serve.
+func TestListUnknownModel(t *testing.T) {
+	s, ts := newServer(t)
+	check(t, s.CreateModel("empty"))
+	c := newClient(t, ts.URL)
+	if vs, err := c.SearchModelVersions(t.Context(), "nope"); err != nil || len(vs) != 0 {
+		t.Fatalf("search of an unknown model: %v, %v (MLflow answers no versions)", vs, err)
+	}
+	_, err := mlflow.NewSource(c, "nope", nil).List(t.Context())
+	if !errors.Is(err, source.ErrNotFound) || !strings.Contains(err.Error(), "Registered Model with name=nope not found") {
+		t.Errorf("unknown model: %v", err)
+	}
+	if got, err := mlflow.NewSource(c, "empty", nil).List(t.Context()); err != nil || len(got) != 0 {
+		t.Errorf("a model without versions: %v, %v", got, err)
 	}
 }

@@ -65,6 +65,22 @@ func (c *Client) GetModelVersion(ctx context.Context, model, version string) (*m
 	return resp.GetModelVersion(), nil
 }
 
+// GetRegisteredModel fetches a registered model
+// (GET /api/2.0/mlflow/registered-models/get); an unknown one is
+// source.ErrNotFound.
+func (c *Client) GetRegisteredModel(ctx context.Context, model string) (*mlflowpb.RegisteredModel, error) {
+	subject := fmt.Sprintf("registered model %q", model)
+	if model == "" {
+		return nil, errors.New("mlflow: get registered model: the name must not be empty")
+	}
+	var resp mlflowpb.GetRegisteredModel_Response
+	u := c.registryAPI("mlflow/registered-models/get", url.Values{"name": {model}})
+	if err := c.getJSON(ctx, "get registered model", subject, u, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRegisteredModel(), nil
+}
+
 // GetModelVersionDownloadURI returns where a version's artifacts are
 // stored: an s3:// URI, an mlflow-artifacts:/ URI served by the tracking
 // server's artifacts proxy, ...

@@ -74,6 +74,7 @@ type described struct {
 	stamp string
 	at    time.Time
 	v     source.Version
+	err   error // a refusal (see refused)
 }
 
 // List returns the versions in status READY, ascending.
@@ -81,6 +82,13 @@ func (s *registrySource) List(ctx context.Context) ([]int64, error) {
 	mvs, err := s.c.SearchModelVersions(ctx, s.model)
 	if err != nil {
 		return nil, err
+	}
+	if len(mvs) == 0 {
+		// MLflow's search answers an unknown name with no versions: ask
+		// for the model, so a misspelt name is said to be unknown.
+		if _, err := s.c.GetRegisteredModel(ctx, s.model); err != nil {
+			return nil, err
+		}
 	}
 	seen := map[int64]bool{}
 	var out []int64
@@ -145,17 +153,37 @@ func (s *registrySource) Describe(ctx context.Context, n int64) (source.Version,
 	s.mu.Lock()
 	d, ok := s.described[n]
 	s.mu.Unlock()
-	if ok && d.stamp == stamp && time.Since(d.at) < describedTTL {
+	if ok && d.stamp == stamp && time.Since(d.at) < describedTTL && d.err == nil {
 		return d.v, nil
 	}
+	if ok && d.stamp == stamp && time.Since(d.at) < describedTTL && d.err != nil {
+		return source.Version{}, d.err
+	}
 	v, err := s.describe(ctx, n, ver)
-	if err != nil {
+	if err != nil && !refused(err) {
 		return source.Version{}, err
 	}
 	s.mu.Lock()
-	s.described[n] = described{stamp: stamp, at: time.Now(), v: v}
+	s.described[n] = described{stamp: stamp, at: time.Now(), v: v, err: err}
 	s.mu.Unlock()
-	return v, nil
+	return v, err
+}
+
+// refusedError is a version refused for what it is (its files, its
+// artifact URI), not for a failure to reach it: while the registry says
+// nothing changed about the version, it is refused again without asking.
+type refusedError struct{ error }
+
+func (e refusedError) Unwrap() error { return e.error }
+
+func refuse(err error) error { return refusedError{err} }
+
+// refused reports whether err is a refusal (see refusedError), or the 503
+// of a server that does not serve artifacts at all.
+func refused(err error) bool {
+	var r refusedError
+	var ae *APIError
+	return errors.As(err, &r) || (errors.As(err, &ae) && ae.Disabled())
 }
 
 func (s *registrySource) describe(ctx context.Context, n int64, ver string) (source.Version, error) {
@@ -178,7 +206,7 @@ func (s *registrySource) describe(ctx context.Context, n int64, ver string) (sou
 	case "file", "":
 		files, manifest, err = s.describeLocal(ctx, n, uri)
 	default:
-		err = fmt.Errorf("mlflow: registered model %q version %d: artifact URI %q: %w", s.model, n, uri, unsupportedScheme(uri))
+		err = refuse(fmt.Errorf("mlflow: registered model %q version %d: artifact URI %q: %w", s.model, n, uri, unsupportedScheme(uri)))
 	}
 	if err != nil {
 		return source.Version{}, err
@@ -187,7 +215,7 @@ func (s *registrySource) describe(ctx context.Context, n int64, ver string) (sou
 	if manifest != nil {
 		entries, err := source.ParseManifest(manifest)
 		if err != nil {
-			return source.Version{}, fmt.Errorf("%s: %s: %v", refusing, source.ManifestFile, err)
+			return source.Version{}, refuse(fmt.Errorf("%s: %s: %v", refusing, source.ManifestFile, err))
 		}
 		for p := range entries {
 			if FlavorFile(p) {
@@ -195,12 +223,12 @@ func (s *registrySource) describe(ctx context.Context, n int64, ver string) (sou
 			}
 		}
 		if err := applyManifest(files, entries); err != nil {
-			return source.Version{}, fmt.Errorf("%s: %w", refusing, err)
+			return source.Version{}, refuse(fmt.Errorf("%s: %w", refusing, err))
 		}
 	}
 	for _, f := range files {
 		if f.Size < 0 {
-			return source.Version{}, fmt.Errorf("%s: the listing gives no size for %q and the version has no %s to verify it with", refusing, f.Path, source.ManifestFile)
+			return source.Version{}, refuse(fmt.Errorf("%s: the listing gives no size for %q and the version has no %s to verify it with", refusing, f.Path, source.ManifestFile))
 		}
 	}
 	if len(files) == 0 {
@@ -311,7 +339,7 @@ func (s *registrySource) describeObjects(ctx context.Context, n int64, uri strin
 		return files, nil, err
 	}
 	if mf.Size > maxManifestSize {
-		return nil, nil, fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize)
+		return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize))
 	}
 	tmp, err := os.MkdirTemp("", "tritongate-mlflow-manifest-")
 	if err != nil {
@@ -348,7 +376,7 @@ func (s *registrySource) describeLocal(ctx context.Context, n int64, uri string)
 		return files, nil, err
 	}
 	if mf.Size > maxManifestSize {
-		return nil, nil, fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize)
+		return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize))
 	}
 	data, err := os.ReadFile(mf.Loc)
 	if err != nil {
@@ -396,7 +424,7 @@ func (s *registrySource) describeProxy(ctx context.Context, n int64, uri string)
 		return files, nil, err
 	}
 	if mf.Size > maxManifestSize {
-		return nil, nil, fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize)
+		return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize))
 	}
 	data, err := s.c.readArtifact(ctx, root.child(mf.Path), fmt.Sprintf("registered model %q, version %d, %s", s.model, n, mf.Loc), maxManifestSize)
 	if err != nil {
@@ -434,10 +462,10 @@ func (s *registrySource) splitManifest(n int64, uri string, all []source.File) (
 	seen := make(map[string]bool, len(all))
 	for _, f := range all {
 		if err := source.CheckPath(f.Path); err != nil {
-			return nil, nil, fmt.Errorf("mlflow: refusing registered model %q version %d (%s): %v", s.model, n, uri, err)
+			return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d (%s): %v", s.model, n, uri, err))
 		}
 		if seen[f.Path] {
-			return nil, nil, fmt.Errorf("mlflow: refusing registered model %q version %d (%s): %q listed twice", s.model, n, uri, f.Path)
+			return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d (%s): %q listed twice", s.model, n, uri, f.Path))
 		}
 		seen[f.Path] = true
 		if f.Path == source.ManifestFile {

@@ -49,7 +49,6 @@ func TestSourceList(t *testing.T) {
 	}{
 		{"ranker", []int64{1, 3, 5, 6}},
 		{"other", []int64{1}},
-		{"missing", nil},
 	} {
 		t.Run(tc.model, func(t *testing.T) {
 			got, err := mlflow.NewSource(newClient(t, ts.URL), tc.model, nil).List(t.Context())
