@@ -33,7 +33,7 @@ ORT_VERSION := 1.24.3
 ORT_DIR     := .cache/onnxruntime/$(ORT_VERSION)
 ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
 
-.PHONY: help tools proto proto-check build test test-short fuzz bench demo vet fmt-check clean ort
+.PHONY: help tools proto proto-check build test test-short fuzz bench demo vet fmt-check clean ort interop
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -98,6 +98,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (a duration, or Nx inputs)
 
 bench: ort ## run the Go benchmarks
 	go test -run='^$$' -bench=. -benchmem ./...
+
+# make interop: the real peers (interop/setup.sh: MLflow 3, versitygw, tritonclient,
+# perf_analyzer, tritonserver 2.51 in .cache/interop) and the suites run against them.
+interop: build ort ## install the real peers (MLflow, versitygw, Triton's clients) and run the interop suites
+	./interop/setup.sh
+	go test -tags interop -count=1 -timeout 40m ./interop/...
 
 demo: build ort ## build a model repository from the bundled models, serve it with tritonlite behind the gateway, run inferences
 	./scripts/demo.sh

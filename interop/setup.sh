@@ -75,3 +75,17 @@ if ! go version -m "$(command -v versitygw 2>/dev/null || echo /nonexistent)" 2>
   go install "github.com/versity/versitygw/cmd/versitygw@$vgw_version" >"$cache/go-install.log" 2>&1 ||
     die "go install versitygw@$vgw_version failed: $(tail -1 "$cache/go-install.log")"
 fi
+
+# --- one line per peer, with its version
+"$venv/bin/python" - <<'PY'
+from importlib.metadata import version
+import sys
+print("peer python        %s (venv)" % sys.version.split()[0])
+print("peer mlflow        %s (mlflow server, SQLite store)" % version("mlflow"))
+print("peer boto3         %s" % version("boto3"))
+print("peer tritonclient  %s (tritonclient.grpc)" % version("tritonclient"))
+print("peer tritonserver  2.51.0 (nvidia-pytriton %s, Python backend)" % version("nvidia-pytriton"))
+print("peer onnx          %s, onnxruntime %s" % (version("onnx"), version("onnxruntime")))
+PY
+echo "peer perf_analyzer  from tritonclient 2.50.0 ($pa)"
+echo "peer versitygw      $(go version -m "$(command -v versitygw)" | awk '$1 == "mod" {print $3}')"
