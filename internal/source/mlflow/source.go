@@ -338,9 +338,6 @@ func (s *registrySource) describeObjects(ctx context.Context, n int64, uri strin
 	if err != nil || mf == nil {
 		return files, nil, err
 	}
-	if mf.Size > maxManifestSize {
-		return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize))
-	}
 	tmp, err := os.MkdirTemp("", "tritongate-mlflow-manifest-")
 	if err != nil {
 		return nil, nil, err
@@ -374,9 +371,6 @@ func (s *registrySource) describeLocal(ctx context.Context, n int64, uri string)
 	files, mf, err := s.splitManifest(n, uri, all)
 	if err != nil || mf == nil {
 		return files, nil, err
-	}
-	if mf.Size > maxManifestSize {
-		return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize))
 	}
 	data, err := os.ReadFile(mf.Loc)
 	if err != nil {
@@ -423,9 +417,6 @@ func (s *registrySource) describeProxy(ctx context.Context, n int64, uri string)
 	if err != nil || mf == nil {
 		return files, nil, err
 	}
-	if mf.Size > maxManifestSize {
-		return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, mf.Loc, mf.Size, maxManifestSize))
-	}
 	data, err := s.c.readArtifact(ctx, root.child(mf.Path), fmt.Sprintf("registered model %q, version %d, %s", s.model, n, mf.Loc), maxManifestSize)
 	if err != nil {
 		return nil, nil, experimentHint(err, root)
@@ -455,7 +446,7 @@ func experimentHint(err error, root artifactLoc) error {
 }
 
 // splitManifest checks the paths and takes the manifest (at the artifact
-// root) out of the files.
+// root, at most maxManifestSize bytes) out of the files.
 func (s *registrySource) splitManifest(n int64, uri string, all []source.File) ([]source.File, *source.File, error) {
 	files := make([]source.File, 0, len(all))
 	var mf *source.File
@@ -469,6 +460,9 @@ func (s *registrySource) splitManifest(n int64, uri string, all []source.File) (
 		}
 		seen[f.Path] = true
 		if f.Path == source.ManifestFile {
+			if f.Size > maxManifestSize {
+				return nil, nil, refuse(fmt.Errorf("mlflow: refusing registered model %q version %d: %s is %d bytes (more than %d)", s.model, n, f.Loc, f.Size, maxManifestSize))
+			}
 			m := f
 			mf = &m
 			continue
