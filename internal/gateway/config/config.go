@@ -72,6 +72,11 @@ type Defaults struct {
 	// DeadlineMargin is kept back from the client's deadline for the
 	// gateway's own work when calling a backend (default 2ms).
 	DeadlineMargin Duration `json:"deadline_margin"`
+	// NoBackendWait is how long a request that finds no backend able to
+	// take it (all down, restarting, still connecting) waits for one,
+	// within its deadline, before UNAVAILABLE (default 2s; negative: not
+	// at all).
+	NoBackendWait Duration `json:"no_backend_wait"`
 	// PinHeader is the request header that pins a version (default x-model-version).
 	PinHeader string `json:"pin_header"`
 	Retry     Retry  `json:"retry"`
@@ -298,6 +303,9 @@ func (c *Config) applyDefaults() {
 	d := &c.Defaults
 	if d.Timeout.Duration == 0 {
 		d.Timeout.Duration = 30 * time.Second
+	}
+	if d.NoBackendWait.Duration == 0 {
+		d.NoBackendWait.Duration = 2 * time.Second
 	}
 	if d.DeadlineMargin.Duration == 0 {
 		d.DeadlineMargin.Duration = 2 * time.Millisecond

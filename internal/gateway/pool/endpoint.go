@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -32,6 +33,7 @@ type Endpoint struct {
 
 	data      atomic.Pointer[h2.ClientConn] // the data-plane connection, when up
 	dataTried atomic.Bool                   // the first dial finished
+	redial    chan struct{}                 // a health check found the backend up: stop backing off
 
 	window       counts
 	ejectedUntil atomic.Int64 // unix nanos
@@ -43,9 +45,12 @@ type Endpoint struct {
 
 // health is what the last health check found.
 type health struct {
-	ready  bool
-	models map[string]bool // "model" and "model/version" keys READY
+	ready       bool            // live and answering: takes requests for its READY versions
+	serverReady bool            // what ServerReady said (reported, not routed on)
+	models      map[string]bool // "model" and "model/version" keys READY
 }
+
+var errNotLive = errors.New("ServerLive answered false")
 
 // counts are an endpoint's outcomes in the current outlier interval.
 type counts struct {
@@ -71,7 +76,7 @@ func (c *counts) swap() (ok, bad int64) {
 }
 
 func newEndpoint(p *Pool, addr string, conn *grpc.ClientConn) *Endpoint {
-	e := &Endpoint{Addr: addr, Conn: conn, Client: inference.NewGRPCInferenceServiceClient(conn), pool: p, stop: make(chan struct{})}
+	e := &Endpoint{Addr: addr, Conn: conn, Client: inference.NewGRPCInferenceServiceClient(conn), pool: p, stop: make(chan struct{}), redial: make(chan struct{}, 1)}
 	bc := p.cfg.Breaker
 	m := p.opts.Metrics
 	e.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -167,8 +172,15 @@ func (e *Endpoint) healthLoop() {
 	}
 }
 
-// check runs one health check: ServerReady, then the READY model versions
-// (RepositoryIndex with ready=true), and optionally the pending counts.
+// check runs one health check: ServerLive, ServerReady, then the READY
+// model versions (RepositoryIndex with ready=true), and optionally the
+// pending counts. A backend that is live and answers the index takes
+// requests for the versions it has READY, whatever ServerReady says: with
+// Triton's default --strict-readiness, ServerReady is false while any
+// version loads or unloads (every rollout) and while any model failed to
+// load, though the versions it serves are READY throughout. A backend that
+// is not live (Triton answers ServerLive with UNAVAILABLE "Server exiting"
+// on shutdown) or does not answer is out.
 func (e *Endpoint) check(timeout time.Duration) {
 	if e.pool.retired.Load() {
 		return
@@ -176,8 +188,14 @@ func (e *Endpoint) check(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(e.pool.ctx, timeout)
 	defer cancel()
 	st := &health{models: map[string]bool{}}
-	r, err := e.Client.ServerReady(ctx, &inference.ServerReadyRequest{})
-	if err == nil && r.Ready {
+	live, err := e.Client.ServerLive(ctx, &inference.ServerLiveRequest{})
+	if err == nil && !live.Live {
+		err = errNotLive
+	}
+	if err == nil {
+		if r, rerr := e.Client.ServerReady(ctx, &inference.ServerReadyRequest{}); rerr == nil {
+			st.serverReady = r.Ready
+		}
 		var idx *inference.RepositoryIndexResponse
 		idx, err = e.Client.RepositoryIndex(ctx, &inference.RepositoryIndexRequest{Ready: true})
 		if err == nil {
@@ -192,10 +210,16 @@ func (e *Endpoint) check(timeout time.Duration) {
 			}
 		}
 	}
+	if st.ready && e.pool.opts.DialData != nil && e.Data() == nil {
+		e.kickData() // back up: redial now, not after the dial backoff
+	}
 	if port := e.pool.cfg.PendingMetricsPort; port > 0 && st.ready {
 		e.scrapePending(ctx, port)
 	}
 	old := e.state.Swap(st)
+	if old != nil && old.serverReady != st.serverReady && st.ready {
+		e.pool.log.Info("backend server readiness changed; routing by the versions it has READY", "endpoint", e.Addr, "server_ready", st.serverReady, "models", describeModels(st.models))
+	}
 	if old == nil || old.ready != st.ready || describeModels(old.models) != describeModels(st.models) || len(old.models) != len(st.models) {
 		e.pool.mu.Lock()
 		if e.pool.endpoints[e.Addr] == e { // not removed meanwhile (its series are gone)
@@ -273,6 +297,11 @@ func (e *Endpoint) keepData() {
 		cancel()
 		if err == nil {
 			e.data.Store(c)
+			e.pool.mu.Lock()
+			if e.pool.endpoints[e.Addr] == e {
+				e.pool.rebuild() // wakes requests waiting for a backend
+			}
+			e.pool.mu.Unlock()
 		}
 		e.dataTried.Store(true)
 		if err != nil {
@@ -288,6 +317,7 @@ func (e *Endpoint) keepData() {
 			case <-e.pool.ctx.Done():
 				return
 			case <-time.After(backoff):
+			case <-e.redial:
 			}
 			backoff = min(2*backoff, 5*time.Second)
 			continue
@@ -305,6 +335,7 @@ func (e *Endpoint) keepData() {
 				case <-e.pool.ctx.Done():
 					return
 				case <-time.After(backoff):
+				case <-e.redial:
 				}
 				backoff = min(2*backoff, 5*time.Second)
 			} else {
@@ -317,6 +348,14 @@ func (e *Endpoint) keepData() {
 		e.data.CompareAndSwap(c, nil)
 		e.closeData(c)
 		return
+	}
+}
+
+// kickData cuts short keepData's wait before its next dial.
+func (e *Endpoint) kickData() {
+	select {
+	case e.redial <- struct{}{}:
+	default:
 	}
 }
 

@@ -124,7 +124,7 @@ func New(opts Options) (*Pool, error) {
 	}
 	p := &Pool{name: opts.Config.Name, cfg: opts.Config, opts: opts, log: opts.Logger.With("pool", opts.Config.Name), endpoints: map[string]*Endpoint{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.picker.Store(&picker{byKey: map[string][]*Endpoint{}})
+	p.picker.Store(&picker{byKey: map[string][]*Endpoint{}, changed: make(chan struct{})})
 	if opts.Config.DNS != "" {
 		p.wg.Add(1)
 		go p.discover()
@@ -293,7 +293,8 @@ func (p *Pool) setEndpoints(addrs []string) error {
 // change: for each "model" and "model/version" key, the backends that have
 // it READY.
 type picker struct {
-	byKey map[string][]*Endpoint
+	byKey   map[string][]*Endpoint
+	changed chan struct{} // closed when the next picker replaces this one
 }
 
 // rebuild recomputes the picker (p.mu held).
@@ -311,7 +312,9 @@ func (p *Pool) rebuild() {
 	for _, eps := range byKey {
 		sort.Slice(eps, func(i, j int) bool { return eps[i].Addr < eps[j].Addr })
 	}
-	p.picker.Store(&picker{byKey: byKey})
+	if old := p.picker.Swap(&picker{byKey: byKey, changed: make(chan struct{})}); old != nil && old.changed != nil {
+		close(old.changed)
+	}
 }
 
 func key(model, version string) string {
@@ -321,9 +324,23 @@ func key(model, version string) string {
 	return model + "/" + version
 }
 
-// Ready reports whether some backend has the model (version) READY.
+// Ready reports whether some backend has the model (version) READY and
+// can take a request for it now (its data connection is up): what a
+// client that asks ModelReady through the gateway then relies on.
 func (p *Pool) Ready(model, version string) bool {
-	return len(p.picker.Load().byKey[key(model, version)]) > 0
+	for _, e := range p.picker.Load().byKey[key(model, version)] {
+		if p.opts.DialData == nil || e.Data() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Changed is closed at the next change of the routing view (a backend's
+// health or the endpoint set): a request that found no backend waits on
+// it.
+func (p *Pool) Changed() <-chan struct{} {
+	return p.picker.Load().changed
 }
 
 // Pick chooses a backend for the model version: among the backends that have

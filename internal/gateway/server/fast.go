@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -97,6 +98,7 @@ type fastCall struct {
 	tried      []*pool.Endpoint
 	attempts   int
 	lastErr    error
+	waitEnd    time.Time // until when a call that finds no backend waits for one
 
 	mu       sync.Mutex
 	finished bool
@@ -178,20 +180,50 @@ func (c *fastCall) run(b *h2.Batch) {
 	c.timer = time.AfterFunc(time.Until(c.deadline), c.expire)
 	c.mu.Unlock()
 	c.fs.OnCancel(c.cancel)
+	// The wait ends before the deadline, so that the client hears
+	// UNAVAILABLE (retry elsewhere), not DEADLINE_EXCEEDED.
+	c.waitEnd = time.Now().Add(cfg.NoBackendWait.Duration)
+	if d := c.deadline.Add(-noBackendPoll); d.Before(c.waitEnd) {
+		c.waitEnd = d
+	}
 	c.st.budget.Request()
 	c.attempt(b)
 }
+
+// pollBackend tries again after noBackendPoll, unless the call ended.
+func (c *fastCall) pollBackend() {
+	time.AfterFunc(noBackendPoll, func() {
+		c.mu.Lock()
+		finished := c.finished
+		c.mu.Unlock()
+		if !finished {
+			c.attempt(nil)
+		}
+	})
+}
+
+// noBackendPoll is how often a call that found no backend looks again.
+const noBackendPoll = 20 * time.Millisecond
 
 // attempt sends the request to the next backend.
 func (c *fastCall) attempt(b *h2.Batch) {
 	s := c.s
 	ep, report, err := s.begin(c.target, c.anyBackend, c.tried)
 	if err != nil {
-		if c.lastErr != nil {
-			c.failWith(c.lastErr, b)
-		} else {
-			c.failWith(status.Error(codes.Unavailable, err.Error()), b)
+		c.mu.Lock()
+		lastErr := c.lastErr
+		c.mu.Unlock()
+		if lastErr != nil {
+			c.failWith(lastErr, b)
+			return
 		}
+		if errors.Is(err, pool.ErrNoBackend) && time.Now().Add(noBackendPoll).Before(c.waitEnd) {
+			// No backend can take it now (restarting, reconnecting):
+			// look again shortly, until the wait or the deadline ends.
+			c.pollBackend()
+			return
+		}
+		c.failWith(status.Error(codes.Unavailable, err.Error()), b)
 		return
 	}
 	c.tried = append(c.tried, ep)
@@ -206,6 +238,15 @@ func (c *fastCall) attempt(b *h2.Batch) {
 	c.cur = a
 	c.mu.Unlock()
 	up := ep.Data()
+	if up == nil && time.Now().Add(noBackendPoll).Before(c.waitEnd) {
+		// Its connection went down since the pick: nothing was sent,
+		// so this is no attempt; look again shortly.
+		a.done(status.Error(codes.Canceled, "no connection yet"))
+		c.attempts--
+		c.tried = c.tried[:len(c.tried)-1]
+		c.pollBackend()
+		return
+	}
 	if up == nil {
 		a.Reset(&h2.ResetError{Code: codes.Unavailable, Msg: fmt.Sprintf("backend %s: no connection yet", ep.Addr), Unprocessed: true}, b)
 		return

@@ -167,11 +167,31 @@ func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target ro
 	st.budget.Request()
 	var tried []*pool.Endpoint
 	var lastErr error
+	waitEnd := time.Now().Add(cfg.NoBackendWait.Duration)
+	if d := deadline.Add(-5 * time.Millisecond); d.Before(waitEnd) {
+		waitEnd = d // UNAVAILABLE before the deadline, not DEADLINE_EXCEEDED
+	}
 	for attempt := 1; ; attempt++ {
+		changed := target.Pool.Changed()
 		ep, done, err := s.begin(target, anyBackend, tried)
 		if err != nil {
 			if lastErr != nil {
 				return nil, lastErr
+			}
+			if errors.Is(err, pool.ErrNoBackend) && time.Now().Before(waitEnd) {
+				// A backend restarting or reconnecting: wait for one
+				// (bounded, within the deadline) instead of failing now.
+				t := time.NewTimer(time.Until(waitEnd))
+				select {
+				case <-changed:
+				case <-t.C:
+				case <-callCtx.Done():
+				}
+				t.Stop()
+				if callCtx.Err() == nil {
+					attempt--
+					continue
+				}
 			}
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
