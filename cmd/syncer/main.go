@@ -487,9 +487,13 @@ func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer func() { signal.Stop(hup); close(hup) }() // ends the goroutine below
+	force := make(chan struct{}, 1)
 	go func() {
 		for range hup {
-			poke()
+			select {
+			case force <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	poll := f.poll
@@ -498,8 +502,13 @@ func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
 			defer w.Close()
 			if err := w.Add(filepath.Dir(string(fc))); err == nil {
 				go func() {
-					for range w.Events {
-						poke()
+					// Only the catalog file itself (or the ..data link a
+					// ConfigMap mount swaps): a log or any other file
+					// written in the same folder is no reason to look.
+					for ev := range w.Events {
+						if catalogEvent(string(fc), ev) {
+							poke()
+						}
 					}
 				}()
 				go func() {
@@ -513,7 +522,19 @@ func runWatch(ctx context.Context, f flags, stderr io.Writer) error {
 		}
 	}
 	a.log.Info("watching", "catalog", a.reader.Name(), "listen", lis.Addr().String(), "interval", f.interval.String())
-	return a.syncer.Watch(ctx, a.reader, f.interval, poll, trigger)
+	return a.syncer.Watch(ctx, a.reader, f.interval, poll, trigger, force)
+}
+
+// catalogEvent reports whether a change notification in the catalog's
+// folder concerns the catalog: the file itself (written, replaced, renamed
+// over, removed) or Kubernetes' "..data" symlink, which a ConfigMap or
+// Secret mount swaps atomically on every update.
+func catalogEvent(catalog string, ev fsnotify.Event) bool {
+	if ev.Op == fsnotify.Chmod {
+		return false
+	}
+	name := filepath.Base(ev.Name)
+	return name == filepath.Base(catalog) || name == "..data"
 }
 
 // fileCatalog reads the catalog from a file (a ConfigMap mount).

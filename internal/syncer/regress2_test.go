@@ -157,7 +157,7 @@ func TestBadCatalogReportedAgainAfterGoodOne(t *testing.T) {
 	defer cancel()
 	trigger := make(chan struct{}, 1)
 	done := make(chan struct{})
-	go func() { e.syncer.Watch(ctx, cat, time.Hour, 20*time.Millisecond, trigger); close(done) }()
+	go func() { e.syncer.Watch(ctx, cat, time.Hour, 20*time.Millisecond, trigger, nil); close(done) }()
 	errorsCounted := func() float64 {
 		mfs, _ := e.reg.Gather()
 		for _, mf := range mfs {

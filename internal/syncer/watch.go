@@ -23,9 +23,11 @@ type CatalogReader interface {
 // Watch reconciles on every catalog change and at least every interval,
 // until ctx ends. A catalog that cannot be read or is invalid is reported
 // and the last good one stays in effect. poll is how often the catalog is
-// re-read (0: only on trigger and interval); trigger wakes it early (file
-// change notifications, SIGHUP).
-func (s *Syncer) Watch(ctx context.Context, r CatalogReader, interval, poll time.Duration, trigger <-chan struct{}) error {
+// re-read (0: only on trigger and interval); trigger makes it re-read the
+// catalog at once (file change notifications, SIGHUP): a changed catalog is
+// reconciled at once, an unchanged one waits for the interval as before.
+// force reconciles at once, changed or not (SIGHUP).
+func (s *Syncer) Watch(ctx context.Context, r CatalogReader, interval, poll time.Duration, trigger, force <-chan struct{}) error {
 	var current *catalog.Catalog
 	var lastTag, badTag string
 	var next time.Time // when the next reconcile is due
@@ -67,8 +69,33 @@ func (s *Syncer) Watch(ctx context.Context, r CatalogReader, interval, poll time
 		case <-ctx.Done():
 			return nil
 		case <-trigger:
+			// Re-read the catalog now (a new document reconciles at once,
+			// an unchanged one does not), once a burst of notifications
+			// (an editor's write, rename and chmod) has settled.
+			debounce(ctx, trigger, triggerDebounce)
+		case <-force:
 			next = time.Time{}
 		case <-time.After(wait):
+		}
+	}
+}
+
+// triggerDebounce is how long Watch lets triggers settle before it reads.
+const triggerDebounce = 100 * time.Millisecond
+
+// debounce waits until no trigger came for d (or ctx ends), consuming
+// the triggers that do.
+func debounce(ctx context.Context, trigger <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-trigger:
+			t.Reset(d)
+		case <-t.C:
+			return
 		}
 	}
 }

@@ -61,7 +61,7 @@ func TestWatch(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.syncer.Watch(ctx, cat, time.Hour, 10*time.Millisecond, nil) }()
+	go func() { done <- e.syncer.Watch(ctx, cat, time.Hour, 10*time.Millisecond, nil, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
