@@ -336,6 +336,17 @@ func (p *Pool) Ready(model, version string) bool {
 	return false
 }
 
+// Holds reports whether e is a backend of the pool that has the model
+// version READY and can take a request now (a sequence's pinned backend).
+func (p *Pool) Holds(e *Endpoint, model, version string) bool {
+	for _, x := range p.picker.Load().byKey[key(model, version)] {
+		if x == e {
+			return e.usable(time.Now())
+		}
+	}
+	return false
+}
+
 // Changed is closed at the next change of the routing view (a backend's
 // health or the endpoint set): a request that found no backend waits on
 // it.

@@ -99,6 +99,7 @@ type fastCall struct {
 	attempts   int
 	lastErr    error
 	waitEnd    time.Time // until when a call that finds no backend waits for one
+	seq        *seqCall  // the request's sequence, nil outside any
 
 	mu       sync.Mutex
 	finished bool
@@ -141,6 +142,7 @@ func (c *fastCall) run(b *h2.Batch) {
 	c.requestID = get("x-request-id")
 	var how string
 	c.target, how = rt.Choose(req.version, get)
+	c.seq = s.sequenceOf(req, &c.target)
 	c.anyBackend = answersAny(how)
 	c.version = c.target.Version
 	if c.version == "" {
@@ -208,7 +210,7 @@ const noBackendPoll = 20 * time.Millisecond
 // attempt sends the request to the next backend.
 func (c *fastCall) attempt(b *h2.Batch) {
 	s := c.s
-	ep, report, err := s.begin(c.target, c.anyBackend, c.tried)
+	ep, report, err := s.begin(c.target, c.anyBackend, c.tried, c.seq.prefer())
 	if err != nil {
 		c.mu.Lock()
 		lastErr := c.lastErr
@@ -424,7 +426,7 @@ func (c *fastCall) retry(err error, b *h2.Batch) bool {
 	if finished {
 		return true // the deadline or a cancel answered already
 	}
-	if c.attempts >= cfg.MaxAttempts {
+	if c.attempts >= cfg.MaxAttempts || !c.seq.retriable() {
 		return false
 	}
 	if !c.st.budget.Retry() {
@@ -544,6 +546,13 @@ func (c *fastCall) account(code codes.Code, msg string, a *fastAttempt) {
 	defer c.st.release()
 	if c.rt == nil {
 		return
+	}
+	if c.seq != nil {
+		var ep *pool.Endpoint
+		if a != nil {
+			ep = a.ep
+		}
+		s.seqServed(c.seq, c.target, ep, code == codes.OK && ep != nil)
 	}
 	pool := c.target.Pool.Name()
 	s.m.requests.WithLabelValues(c.rt.Model, c.version, pool, code.String()).Inc()

@@ -121,6 +121,7 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 		requestID = newRequestID()
 	}
 	target, how := rt.Choose(req.version, header(md))
+	seq := s.sequenceOf(req, &target)
 	versionLabel := target.Version
 	if versionLabel == "" {
 		versionLabel = "latest"
@@ -131,7 +132,7 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 		fwd.extra = appendString(nil, reqModelVersion, target.Version)
 	}
 
-	resp, err := s.call(ctx, st, rt, target, answersAny(how), fwd, requestID)
+	resp, err := s.call(ctx, st, rt, target, answersAny(how), fwd, requestID, seq)
 	code := status.Code(err)
 	s.m.requests.WithLabelValues(rt.Model, versionLabel, target.Pool.Name(), code.String()).Inc()
 	s.m.duration.WithLabelValues(rt.Model, target.Pool.Name()).Observe(time.Since(start).Seconds())
@@ -149,7 +150,7 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 // call sends a request to the target's pool, retrying on another backend
 // when it is safe and the budget allows, within the client's deadline (less
 // a margin) or the route's timeout. anyBackend: see begin.
-func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target route.Target, anyBackend bool, fwd *rawMsg, requestID string) (*rawMsg, error) {
+func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target route.Target, anyBackend bool, fwd *rawMsg, requestID string, seq *seqCall) (*rawMsg, error) {
 	cfg := st.cfg.Defaults
 	deadline := time.Now().Add(rt.Timeout)
 	routeBound := true
@@ -173,7 +174,7 @@ func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target ro
 	}
 	for attempt := 1; ; attempt++ {
 		changed := target.Pool.Changed()
-		ep, done, err := s.begin(target, anyBackend, tried)
+		ep, done, err := s.begin(target, anyBackend, tried, seq.prefer())
 		if err != nil {
 			if lastErr != nil {
 				return nil, lastErr
@@ -203,6 +204,7 @@ func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target ro
 		} else {
 			done(err)
 		}
+		s.seqServed(seq, target, ep, err == nil)
 		if err == nil {
 			return resp, nil
 		}
@@ -210,7 +212,7 @@ func (s *Server) call(ctx context.Context, st *state, rt *route.Route, target ro
 		if callCtx.Err() != nil && ctx.Err() == nil && status.Code(err) == codes.DeadlineExceeded {
 			return nil, status.Errorf(codes.DeadlineExceeded, "backend %s did not answer within the deadline", ep.Addr)
 		}
-		if !retriable(err) || attempt >= cfg.Retry.MaxAttempts {
+		if !retriable(err) || attempt >= cfg.Retry.MaxAttempts || !seq.retriable() {
 			return nil, err
 		}
 		if !st.budget.Retry() {
@@ -245,7 +247,12 @@ func answersAny(how string) bool { return how == route.ByRequest || how == route
 // health check takes the request: the client gets Triton's own answer for
 // an unknown version, a version not ready, a model with no ready version or
 // a malformed version string, not the gateway's.
-func (s *Server) begin(target route.Target, anyBackend bool, tried []*pool.Endpoint) (*pool.Endpoint, func(error), error) {
+func (s *Server) begin(target route.Target, anyBackend bool, tried []*pool.Endpoint, prefer *pool.Endpoint) (*pool.Endpoint, func(error), error) {
+	if prefer != nil && target.Pool.Holds(prefer, target.Model, target.Version) {
+		if done, err := prefer.Begin(); err == nil {
+			return prefer, done, nil
+		}
+	}
 	var refused []*pool.Endpoint
 	avoid := tried
 	for range 8 {

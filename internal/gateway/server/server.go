@@ -123,6 +123,8 @@ type Server struct {
 	innerMu   sync.Mutex
 	innerConn *h2.ClientConn
 	maxMsg    int
+
+	seqs sequences // sequences pinned to a backend (sequence.go)
 }
 
 // New builds the gateway for a validated configuration and starts its pools.

@@ -21,6 +21,10 @@ const (
 // then sizes), so only a backend answers a bad request in Triton's words.
 type inferRequest struct {
 	model, version, id string
+	// The sequence the request belongs to (parameters sequence_id,
+	// sequence_start, sequence_end); seqID "" outside any.
+	seqID            string
+	seqStart, seqEnd bool
 }
 
 // errWire is a request that is not valid protobuf.
@@ -50,6 +54,8 @@ func scanRequest(b []byte) (*inferRequest, error) {
 				r.version = string(v)
 			case reqID:
 				r.id = string(v)
+			case reqParameters:
+				r.scanParameter(v)
 			}
 			b = b[m:]
 			continue

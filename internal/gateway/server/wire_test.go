@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strconv"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -95,6 +96,15 @@ func TestCompareResponses(t *testing.T) {
 // FuzzScanRequest feeds arbitrary bytes to the wire scanner. It must never
 // panic, and it must agree with protobuf: a request protobuf can parse scans
 // to the same routing fields.
+// seqRequestOf is a request of a sequence, with its flags.
+func seqRequestOf(id int64, start, end bool) *inference.ModelInferRequest {
+	return &inference.ModelInferRequest{ModelName: "m", Parameters: map[string]*inference.InferParameter{
+		"sequence_id":    {ParameterChoice: &inference.InferParameter_Int64Param{Int64Param: id}},
+		"sequence_start": {ParameterChoice: &inference.InferParameter_BoolParam{BoolParam: start}},
+		"sequence_end":   {ParameterChoice: &inference.InferParameter_BoolParam{BoolParam: end}},
+	}}
+}
+
 func FuzzScanRequest(f *testing.F) {
 	seed := []*inference.ModelInferRequest{
 		{ModelName: "m", Inputs: []*inference.ModelInferRequest_InferInputTensor{fp32Input("X", 1, 4)}, RawInputContents: [][]byte{make([]byte, 16)}},
@@ -105,6 +115,10 @@ func FuzzScanRequest(f *testing.F) {
 		{ModelName: "b", Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "B", Datatype: "BOOL", Shape: []int64{1},
 			Contents: &inference.InferTensorContents{BoolContents: []bool{true}}}}},
 	}
+	seed = append(seed, seqRequestOf(7, true, false), seqRequestOf(7, false, true))
+	str := seqRequestOf(0, false, false)
+	str.Parameters["sequence_id"] = &inference.InferParameter{ParameterChoice: &inference.InferParameter_StringParam{StringParam: "corr-1"}}
+	seed = append(seed, str)
 	for _, r := range seed {
 		f.Add(marshal(f, r))
 	}
@@ -122,6 +136,24 @@ func FuzzScanRequest(f *testing.F) {
 		}
 		if r.model != pb.ModelName || r.version != pb.ModelVersion || r.id != pb.Id {
 			t.Fatalf("scanner read %q/%q/%q, protobuf %q/%q/%q", r.model, r.version, r.id, pb.ModelName, pb.ModelVersion, pb.Id)
+		}
+		want := ""
+		switch p := pb.Parameters["sequence_id"].GetParameterChoice().(type) {
+		case *inference.InferParameter_Int64Param:
+			if p.Int64Param != 0 {
+				want = strconv.FormatInt(p.Int64Param, 10)
+			}
+		case *inference.InferParameter_Uint64Param:
+			if p.Uint64Param != 0 {
+				want = strconv.FormatUint(p.Uint64Param, 10)
+			}
+		case *inference.InferParameter_StringParam:
+			if p.StringParam != "" {
+				want = "s:" + p.StringParam
+			}
+		}
+		if r.seqID != want || r.seqStart != pb.Parameters["sequence_start"].GetBoolParam() || r.seqEnd != pb.Parameters["sequence_end"].GetBoolParam() {
+			t.Fatalf("scanner read sequence %q start %v end %v, protobuf %v", r.seqID, r.seqStart, r.seqEnd, pb.Parameters)
 		}
 	})
 }
