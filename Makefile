@@ -33,7 +33,7 @@ ORT_VERSION := 1.24.3
 ORT_DIR     := .cache/onnxruntime/$(ORT_VERSION)
 ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
 
-.PHONY: help tools proto proto-check build test test-short fuzz bench demo vet fmt-check clean ort interop
+.PHONY: help tools proto proto-check build test test-short fuzz bench demo vet fmt-check clean ort interop interop-triton
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -104,6 +104,10 @@ bench: ort ## run the Go benchmarks
 interop: build ort ## install the real peers (MLflow, versitygw, Triton's clients) and run the interop suites
 	./interop/setup.sh
 	go test -tags interop -count=1 -timeout 40m ./interop/...
+
+interop-triton: build ort ## only the suites against the real tritonserver 2.51 (and NVIDIA's example scenarios)
+	./interop/setup.sh
+	go test -tags interop -count=1 -timeout 30m -run 'TestRealTriton|TestNVIDIA' -v ./interop/
 
 demo: build ort ## build a model repository from the bundled models, serve it with tritonlite behind the gateway, run inferences
 	./scripts/demo.sh
