@@ -236,21 +236,10 @@ models:
 // ready.
 func startGatewayOn(t *testing.T, env *peers.Env, backend string, models ...string) string {
 	t.Helper()
-	port, metrics := peers.FreePort(t), peers.FreePort(t)
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\nmetrics_listen: %s\npools:\n  - name: triton\n    endpoints: [%q]\nroutes:\n", peers.Addr(port), peers.Addr(metrics), backend)
+	addr := startGatewayRoutes(t, env, backend, models...)
+	c := dial(t, addr)
 	for _, m := range models {
-		fmt.Fprintf(&b, "  - {model: %s, pool: triton}\n", m)
-	}
-	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := env.Start(t, "gateway", nil, "", env.BinPath("gateway"), "--config", cfg)
-	addr := peers.Addr(port)
-	peers.WaitTCP(t, p, addr, 30*time.Second)
-	for _, m := range models {
-		waitFor(t, p, addr, func(c inference.GRPCInferenceServiceClient) bool {
+		waitUntil(t, 30*time.Second, "gateway: "+m+" ready", func() bool {
 			r, err := c.ModelReady(context.Background(), &inference.ModelReadyRequest{Name: m})
 			return err == nil && r.Ready
 		})

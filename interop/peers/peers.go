@@ -246,12 +246,16 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// httpClient keeps no idle connections: tritonserver waits out its exit
+// timeout for every open HTTP connection when it stops.
+var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 // WaitHTTP polls url until it answers 200, the process exits, or d passes.
 func WaitHTTP(t testing.TB, p *Proc, url string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		res, err := http.Get(url)
+		res, err := httpClient.Get(url)
 		if err == nil {
 			io.Copy(io.Discard, res.Body)
 			res.Body.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -123,7 +122,7 @@ func (e *Env) StartTriton(t testing.TB, o TritonOptions) *Triton {
 // Version is the server's ServerMetadata version (HTTP /v2).
 func (tr *Triton) Version(t testing.TB) string {
 	t.Helper()
-	res, err := http.Get(tr.HTTP + "/v2")
+	res, err := httpClient.Get(tr.HTTP + "/v2")
 	if err != nil {
 		t.Fatal(err)
 	}
