@@ -149,13 +149,14 @@ func TestConfigComplete(t *testing.T) {
 	}
 }
 
-// TestGenerateThenCheck: for all 46 testdata models, `config generate` output
+// TestGenerateThenCheck: for all 53 testdata models, `config generate` output
 // is accepted by `config check --no-autofill` against the model itself.
 func TestGenerateThenCheck(t *testing.T) {
 	models, _ := filepath.Glob(filepath.Join(testdata, "onnx/node/*/model.onnx"))
 	more, _ := filepath.Glob(filepath.Join(testdata, "onnx/models/*.onnx"))
-	models = append(models, more...)
-	if len(models) != 46 {
+	ml, _ := filepath.Glob(filepath.Join(testdata, "onnx/ml/*/model.onnx"))
+	models = append(append(models, more...), ml...)
+	if len(models) != 53 {
 		t.Fatalf("%d models", len(models))
 	}
 	repo := t.TempDir()
@@ -178,10 +179,10 @@ func TestGenerateThenCheck(t *testing.T) {
 		generated++
 	}
 	code, out, errOut := modelctl(t, "config", "check", "--no-autofill", "--gpus", "0", repo)
-	if code != 0 || !strings.Contains(errOut, "45 configs checked, 0 invalid") {
+	if code != 0 || !strings.Contains(errOut, "52 configs checked, 0 invalid") {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
-	if generated != 45 {
+	if generated != 52 {
 		t.Fatalf("generated %d", generated)
 	}
 }

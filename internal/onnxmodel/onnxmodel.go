@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tritongate/tritongate/internal/tensor"
 	"github.com/tritongate/tritongate/proto/inference"
@@ -166,24 +167,52 @@ func Read(r io.Reader, size int64) (*Model, error) {
 	return m, nil
 }
 
+// The reader walks the file as protobuf's decoder does, guided by the
+// message descriptors of onnx.proto (proto/onnx): a known field with the wire
+// type its declaration expects is decoded (messages recursively, packed
+// repeated scalars checked element by element), a field it does not know or
+// with another wire type is skipped as an unknown field, and a singular
+// message field that occurs more than once is merged into one. So it accepts
+// exactly the files proto.Unmarshal accepts (TestAgreesWithProtobuf and
+// FuzzAgreesWithProtobuf check it), while holding only small messages (value
+// infos, opset ids, metadata entries) in memory and skipping weight bytes.
+
+// maxDepth bounds message nesting, as protobuf's decoder does.
+const maxDepth = protowire.DefaultRecursionLimit
+
+// Message descriptors of the messages the reader reads fields of.
+var (
+	modelDesc        = (&onnx.ModelProto{}).ProtoReflect().Descriptor()
+	graphDesc        = (&onnx.GraphProto{}).ProtoReflect().Descriptor()
+	tensorDesc       = (&onnx.TensorProto{}).ProtoReflect().Descriptor()
+	sparseTensorDesc = (&onnx.SparseTensorProto{}).ProtoReflect().Descriptor()
+)
+
 type parser struct {
 	w        *wireReader
 	m        *Model
 	sawGraph bool
+	inputs   []Value
+	inits    map[string]bool // names of the main graph's initializers
 	external map[string]bool
 }
 
-func wantType(num protowire.Number, typ, want protowire.Type) error {
-	if typ != want {
-		return fmt.Errorf("field %d has wire type %d, want %d", num, typ, want)
-	}
-	return nil
+// tensorState is what the reader keeps of one TensorProto (merged over the
+// occurrences of a singular field).
+type tensorState struct {
+	name     string
+	external bool   // data_location EXTERNAL
+	location string // the last external_data entry keyed "location"
+}
+
+// sparseState is what the reader keeps of one SparseTensorProto.
+type sparseState struct {
+	values, indices tensorState
+	sawValues       bool
+	sawIndices      bool
 }
 
 func (p *parser) int(num protowire.Number, typ protowire.Type) (int64, error) {
-	if err := wantType(num, typ, protowire.VarintType); err != nil {
-		return 0, err
-	}
 	v, err := p.w.varint()
 	return int64(v), err
 }
@@ -195,9 +224,6 @@ func (p *parser) str(num protowire.Number, typ protowire.Type, end int64) (strin
 
 // small reads a length-delimited field into memory.
 func (p *parser) small(num protowire.Number, typ protowire.Type, end int64) ([]byte, error) {
-	if err := wantType(num, typ, protowire.BytesType); err != nil {
-		return nil, err
-	}
 	n, err := p.w.length(end)
 	if err != nil {
 		return nil, err
@@ -206,15 +232,239 @@ func (p *parser) small(num protowire.Number, typ protowire.Type, end int64) ([]b
 }
 
 // sub reads the length of a sub-message and returns its end offset.
-func (p *parser) sub(num protowire.Number, typ protowire.Type, end int64) (int64, error) {
-	if err := wantType(num, typ, protowire.BytesType); err != nil {
-		return 0, err
-	}
+func (p *parser) sub(end int64) (int64, error) {
 	n, err := p.w.length(end)
 	if err != nil {
 		return 0, err
 	}
 	return p.w.off + n, nil
+}
+
+// wireOK says whether typ is a wire type protobuf decodes field fd from;
+// any other is kept as an unknown field.
+func wireOK(fd protoreflect.FieldDescriptor, typ protowire.Type) bool {
+	want := scalarWire(fd.Kind())
+	if fd.IsList() && want != protowire.BytesType && want != protowire.StartGroupType && typ == protowire.BytesType {
+		return true // packed
+	}
+	return typ == want
+}
+
+func scalarWire(k protoreflect.Kind) protowire.Type {
+	switch k {
+	case protoreflect.BoolKind, protoreflect.EnumKind, protoreflect.Int32Kind, protoreflect.Sint32Kind,
+		protoreflect.Uint32Kind, protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Uint64Kind:
+		return protowire.VarintType
+	case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
+		return protowire.Fixed32Type
+	case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
+		return protowire.Fixed64Type
+	case protoreflect.GroupKind:
+		return protowire.StartGroupType
+	}
+	return protowire.BytesType // string, bytes, message
+}
+
+// fieldFunc reads a field of a message the walker was given a handler for;
+// handled false leaves the field to the generic walk.
+type fieldFunc func(fd protoreflect.FieldDescriptor, end int64) (handled bool, err error)
+
+// walk reads a message of type md ending at end (-1: the stream's end). Known
+// fields go to fn first (when set); message fields it leaves are walked
+// recursively (tensors and graphs anywhere are read for external data),
+// scalars are checked and skipped, unknown fields skipped.
+func (p *parser) walk(md protoreflect.MessageDescriptor, end int64, depth int, fn fieldFunc) error {
+	if depth > maxDepth {
+		return errors.New("exceeded maximum recursion depth")
+	}
+	// Singular TensorProto and SparseTensorProto fields merge over their
+	// occurrences: they are judged at the end of this message.
+	var tensors map[protowire.Number]*tensorState
+	var sparse map[protowire.Number]*sparseState
+	for {
+		num, typ, ok, err := p.w.tag(end)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		fd := md.Fields().ByNumber(num)
+		if fd == nil || !wireOK(fd, typ) {
+			if err := p.w.skipField(num, typ, end, depth); err != nil {
+				return fmt.Errorf("field %d: %w", num, err)
+			}
+			continue
+		}
+		if fn != nil {
+			handled, err := fn(fd, end)
+			if err != nil {
+				return fmt.Errorf("field %d: %w", num, err)
+			}
+			if handled {
+				continue
+			}
+		}
+		if err := p.field(fd, typ, end, depth, &tensors, &sparse); err != nil {
+			return fmt.Errorf("field %d: %w", num, err)
+		}
+	}
+	for _, ts := range tensors {
+		if err := p.endTensor(ts); err != nil {
+			return err
+		}
+	}
+	for _, ss := range sparse {
+		if err := p.endSparse(ss); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// field reads one known field of the expected wire type generically.
+func (p *parser) field(fd protoreflect.FieldDescriptor, typ protowire.Type, end int64, depth int,
+	tensors *map[protowire.Number]*tensorState, sparse *map[protowire.Number]*sparseState) error {
+	switch {
+	case fd.Kind() == protoreflect.MessageKind:
+		sub, err := p.sub(end)
+		if err != nil {
+			return err
+		}
+		switch fd.Message().FullName() {
+		case tensorDesc.FullName():
+			if fd.IsList() {
+				var ts tensorState
+				if err := p.tensor(sub, depth+1, &ts); err != nil {
+					return err
+				}
+				return p.endTensor(&ts)
+			}
+			if *tensors == nil {
+				*tensors = map[protowire.Number]*tensorState{}
+			}
+			ts := (*tensors)[fd.Number()]
+			if ts == nil {
+				ts = &tensorState{}
+				(*tensors)[fd.Number()] = ts
+			}
+			return p.tensor(sub, depth+1, ts)
+		case sparseTensorDesc.FullName():
+			if fd.IsList() {
+				var ss sparseState
+				if err := p.sparseTensor(sub, depth+1, &ss); err != nil {
+					return err
+				}
+				return p.endSparse(&ss)
+			}
+			if *sparse == nil {
+				*sparse = map[protowire.Number]*sparseState{}
+			}
+			ss := (*sparse)[fd.Number()]
+			if ss == nil {
+				ss = &sparseState{}
+				(*sparse)[fd.Number()] = ss
+			}
+			return p.sparseTensor(sub, depth+1, ss)
+		}
+		return p.walk(fd.Message(), sub, depth+1, nil)
+	case fd.Kind() == protoreflect.GroupKind:
+		return p.w.skipField(fd.Number(), typ, end, depth)
+	case typ == protowire.BytesType && scalarWire(fd.Kind()) != protowire.BytesType:
+		return p.packed(fd, end)
+	}
+	return p.w.skipField(fd.Number(), typ, end, depth)
+}
+
+// packed checks the elements of a packed repeated scalar field, as
+// protobuf's decoder does, without keeping them.
+func (p *parser) packed(fd protoreflect.FieldDescriptor, end int64) error {
+	n, err := p.w.length(end)
+	if err != nil {
+		return err
+	}
+	switch scalarWire(fd.Kind()) {
+	case protowire.Fixed32Type:
+		if n%4 != 0 {
+			return fmt.Errorf("packed field of %d bytes is not a whole number of 4-byte values", n)
+		}
+		return p.w.skip(n)
+	case protowire.Fixed64Type:
+		if n%8 != 0 {
+			return fmt.Errorf("packed field of %d bytes is not a whole number of 8-byte values", n)
+		}
+		return p.w.skip(n)
+	}
+	stop := p.w.off + n
+	for p.w.off < stop {
+		if _, err := p.w.varint(); err != nil {
+			return err
+		}
+	}
+	if p.w.off > stop {
+		return fmt.Errorf("packed varint runs past its field: %w", errTruncated)
+	}
+	return nil
+}
+
+func (p *parser) model() error {
+	err := p.walk(modelDesc, -1, 0, func(fd protoreflect.FieldDescriptor, end int64) (bool, error) {
+		num := fd.Number()
+		var err error
+		switch num {
+		case modelIRVersion:
+			p.m.IRVersion, err = p.int(num, 0)
+		case modelProducerName:
+			p.m.ProducerName, err = p.str(num, 0, end)
+		case modelProducerVersion:
+			p.m.ProducerVersion, err = p.str(num, 0, end)
+		case modelDomain:
+			p.m.Domain, err = p.str(num, 0, end)
+		case modelModelVersion:
+			p.m.ModelVersion, err = p.int(num, 0)
+		case modelOpsetImport:
+			var b []byte
+			if b, err = p.small(num, 0, end); err == nil {
+				var o onnx.OperatorSetIdProto
+				if err = proto.Unmarshal(b, &o); err == nil {
+					p.m.Opsets = append(p.m.Opsets, Opset{Domain: o.GetDomain(), Version: o.GetVersion()})
+				}
+			}
+		case modelMetadataProps:
+			var b []byte
+			if b, err = p.small(num, 0, end); err == nil {
+				var kv onnx.StringStringEntryProto
+				if err = proto.Unmarshal(b, &kv); err == nil {
+					if p.m.Metadata == nil {
+						p.m.Metadata = map[string]string{}
+					}
+					p.m.Metadata[kv.GetKey()] = kv.GetValue()
+				}
+			}
+		case modelGraph:
+			// A second graph field merges into the first, as protobuf does.
+			var gend int64
+			if gend, err = p.sub(end); err == nil {
+				p.sawGraph = true
+				err = p.graph(gend)
+			}
+		default:
+			return false, nil
+		}
+		return true, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, in := range p.inputs {
+		if p.inits[in.Name] {
+			p.m.OverridableInitializers = append(p.m.OverridableInitializers, in)
+		} else {
+			p.m.Inputs = append(p.m.Inputs, in)
+		}
+	}
+	slices.Sort(p.m.ExternalData)
+	return nil
 }
 
 // ModelProto field numbers.
@@ -227,75 +477,9 @@ const (
 	modelGraph           = 7
 	modelOpsetImport     = 8
 	modelMetadataProps   = 14
-	modelTrainingInfo    = 20
-	modelFunctions       = 25
 )
 
-func (p *parser) model() error {
-	for {
-		num, typ, ok, err := p.w.tag(-1)
-		if err != nil || !ok {
-			if err == nil {
-				slices.Sort(p.m.ExternalData)
-			}
-			return err
-		}
-		switch num {
-		case modelIRVersion:
-			p.m.IRVersion, err = p.int(num, typ)
-		case modelProducerName:
-			p.m.ProducerName, err = p.str(num, typ, -1)
-		case modelProducerVersion:
-			p.m.ProducerVersion, err = p.str(num, typ, -1)
-		case modelDomain:
-			p.m.Domain, err = p.str(num, typ, -1)
-		case modelModelVersion:
-			p.m.ModelVersion, err = p.int(num, typ)
-		case modelOpsetImport:
-			var b []byte
-			if b, err = p.small(num, typ, -1); err == nil {
-				var o onnx.OperatorSetIdProto
-				if err = proto.Unmarshal(b, &o); err == nil {
-					p.m.Opsets = append(p.m.Opsets, Opset{Domain: o.GetDomain(), Version: o.GetVersion()})
-				}
-			}
-		case modelMetadataProps:
-			var b []byte
-			if b, err = p.small(num, typ, -1); err == nil {
-				var kv onnx.StringStringEntryProto
-				if err = proto.Unmarshal(b, &kv); err == nil {
-					if p.m.Metadata == nil {
-						p.m.Metadata = map[string]string{}
-					}
-					p.m.Metadata[kv.GetKey()] = kv.GetValue()
-				}
-			}
-		case modelGraph:
-			var end int64
-			if end, err = p.sub(num, typ, -1); err == nil {
-				if p.sawGraph {
-					return fmt.Errorf("more than one graph")
-				}
-				p.sawGraph = true
-				err = p.graph(end, true)
-			}
-		case modelTrainingInfo, modelFunctions:
-			// Functions and training graphs can hold tensors too: scan them for
-			// external data, nothing else.
-			var end int64
-			if end, err = p.sub(num, typ, -1); err == nil {
-				err = p.scanExternal(num, end)
-			}
-		default:
-			err = p.w.skipField(num, typ, -1)
-		}
-		if err != nil {
-			return fmt.Errorf("model field %d: %w", num, err)
-		}
-	}
-}
-
-// GraphProto field numbers.
+// GraphProto, TensorProto and SparseTensorProto field numbers.
 const (
 	graphNode               = 1
 	graphName               = 2
@@ -305,256 +489,152 @@ const (
 	graphSparseInitializer  = 15
 	sparseTensorValues      = 1
 	sparseTensorIndices     = 2
-	nodeAttribute           = 5
-	attributeTensor         = 5
-	attributeGraph          = 6
-	attributeTensors        = 9
-	attributeGraphs         = 10
-	attributeSparseTensor   = 22
-	attributeSparseTensors  = 23
 	tensorName              = 8
 	tensorRawData           = 9
 	tensorExternalData      = 13
 	tensorDataLocation      = 14
-	stringEntryKey          = 1
-	stringEntryValue        = 2
 	externalDataLocationKey = "location"
-	functionNode            = 7
-	trainingInitialization  = 1
-	trainingAlgorithm       = 2
 )
 
-// graph walks a GraphProto ending at end. For the main graph (top) it records
-// inputs, outputs and weight statistics; for every graph it records external data.
-func (p *parser) graph(end int64, top bool) error {
-	var inputs []Value
-	initNames := map[string]bool{}
-	for {
-		num, typ, ok, err := p.w.tag(end)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		switch {
-		case top && (num == graphInput || num == graphOutput):
+// graph reads the main graph: inputs, outputs, name, node count and weight
+// statistics. Nested graphs (subgraphs of If and Loop, functions, training
+// graphs) are walked generically, for external data only.
+func (p *parser) graph(end int64) error {
+	return p.walk(graphDesc, end, 1, func(fd protoreflect.FieldDescriptor, end int64) (bool, error) {
+		num := fd.Number()
+		var err error
+		switch num {
+		case graphInput, graphOutput:
 			var b []byte
-			if b, err = p.small(num, typ, end); err == nil {
+			if b, err = p.small(num, 0, end); err == nil {
 				var vi onnx.ValueInfoProto
 				if err = proto.Unmarshal(b, &vi); err == nil {
-					v := valueOf(&vi)
 					if num == graphInput {
-						inputs = append(inputs, v)
+						p.inputs = append(p.inputs, valueOf(&vi))
 					} else {
-						p.m.Outputs = append(p.m.Outputs, v)
+						p.m.Outputs = append(p.m.Outputs, valueOf(&vi))
 					}
 				}
 			}
-		case top && num == graphName:
-			p.m.GraphName, err = p.str(num, typ, end)
-		case num == graphInitializer:
+		case graphName:
+			p.m.GraphName, err = p.str(num, 0, end)
+		case graphInitializer:
 			var tend int64
-			if tend, err = p.sub(num, typ, end); err == nil {
+			if tend, err = p.sub(end); err == nil {
 				start := p.w.off
-				var name string
-				name, err = p.tensor(tend)
-				if top && err == nil {
-					initNames[name] = true
-					p.m.Initializers++
-					p.m.InitializerBytes += tend - start
+				var ts tensorState
+				if err = p.tensor(tend, 2, &ts); err == nil {
+					err = p.endTensor(&ts)
 				}
+				p.init(ts.name)
+				p.m.InitializerBytes += tend - start
 			}
-		case num == graphSparseInitializer:
+		case graphSparseInitializer:
 			var send int64
-			if send, err = p.sub(num, typ, end); err == nil {
-				var name string
-				name, err = p.sparseTensor(send)
-				if top && err == nil {
-					initNames[name] = true
-					p.m.Initializers++
+			if send, err = p.sub(end); err == nil {
+				var ss sparseState
+				if err = p.sparseTensor(send, 2, &ss); err == nil {
+					err = p.endSparse(&ss)
 				}
+				p.init(ss.values.name)
 			}
-		case num == graphNode:
-			var nend int64
-			if nend, err = p.sub(num, typ, end); err == nil {
-				if top {
-					p.m.Nodes++
+		case graphNode:
+			p.m.Nodes++
+			return false, nil
+		default:
+			return false, nil
+		}
+		return true, err
+	})
+}
+
+func (p *parser) init(name string) {
+	if p.inits == nil {
+		p.inits = map[string]bool{}
+	}
+	p.inits[name] = true
+	p.m.Initializers++
+}
+
+// tensor reads a TensorProto into ts: its name and external data location;
+// its data is checked and skipped.
+func (p *parser) tensor(end int64, depth int, ts *tensorState) error {
+	err := p.walk(tensorDesc, end, depth, func(fd protoreflect.FieldDescriptor, end int64) (bool, error) {
+		num := fd.Number()
+		var err error
+		switch num {
+		case tensorName:
+			ts.name, err = p.str(num, 0, end)
+		case tensorDataLocation:
+			var v int64
+			v, err = p.int(num, 0)
+			ts.external = v == int64(onnx.TensorProto_EXTERNAL)
+		case tensorExternalData:
+			var b []byte
+			if b, err = p.small(num, 0, end); err == nil {
+				var kv onnx.StringStringEntryProto
+				if err = proto.Unmarshal(b, &kv); err == nil && kv.GetKey() == externalDataLocationKey {
+					ts.location = kv.GetValue()
 				}
-				err = p.node(nend)
 			}
 		default:
-			err = p.w.skipField(num, typ, end)
+			return false, nil
 		}
-		if err != nil {
-			return fmt.Errorf("graph field %d: %w", num, err)
-		}
-	}
-	if top {
-		for _, in := range inputs {
-			if initNames[in.Name] {
-				p.m.OverridableInitializers = append(p.m.OverridableInitializers, in)
-			} else {
-				p.m.Inputs = append(p.m.Inputs, in)
-			}
-		}
+		return true, err
+	})
+	if err != nil {
+		return fmt.Errorf("tensor %q: %w", ts.name, err)
 	}
 	return nil
 }
 
-// node walks a NodeProto's attributes for tensors and subgraphs.
-func (p *parser) node(end int64) error {
-	for {
-		num, typ, ok, err := p.w.tag(end)
-		if err != nil || !ok {
-			return err
-		}
-		if num == nodeAttribute {
-			var aend int64
-			if aend, err = p.sub(num, typ, end); err == nil {
-				err = p.attribute(aend)
-			}
-		} else {
-			err = p.w.skipField(num, typ, end)
-		}
-		if err != nil {
-			return fmt.Errorf("node field %d: %w", num, err)
-		}
+// endTensor records a tensor's external data once all of it is read.
+func (p *parser) endTensor(ts *tensorState) error {
+	if !ts.external {
+		return nil
 	}
+	if ts.location == "" {
+		return fmt.Errorf("tensor %q has external data without a location", ts.name)
+	}
+	if p.external == nil {
+		p.external = map[string]bool{}
+	}
+	if !p.external[ts.location] {
+		p.external[ts.location] = true
+		p.m.ExternalData = append(p.m.ExternalData, ts.location)
+	}
+	return nil
 }
 
-func (p *parser) attribute(end int64) error {
-	for {
-		num, typ, ok, err := p.w.tag(end)
-		if err != nil || !ok {
-			return err
-		}
-		var e int64
-		switch num {
-		case attributeTensor, attributeTensors:
-			if e, err = p.sub(num, typ, end); err == nil {
-				_, err = p.tensor(e)
-			}
-		case attributeSparseTensor, attributeSparseTensors:
-			if e, err = p.sub(num, typ, end); err == nil {
-				_, err = p.sparseTensor(e)
-			}
-		case attributeGraph, attributeGraphs:
-			if e, err = p.sub(num, typ, end); err == nil {
-				err = p.graph(e, false)
-			}
-		default:
-			err = p.w.skipField(num, typ, end)
-		}
-		if err != nil {
-			return fmt.Errorf("attribute field %d: %w", num, err)
-		}
-	}
-}
-
-// scanExternal walks a FunctionProto or TrainingInfoProto for tensors with
-// external data: a function's nodes (field 7), training info's graphs (1 and 2).
-func (p *parser) scanExternal(kind protowire.Number, end int64) error {
-	for {
-		num, typ, ok, err := p.w.tag(end)
-		if err != nil || !ok {
-			return err
-		}
-		var e int64
-		switch {
-		case kind == modelFunctions && num == functionNode:
-			if e, err = p.sub(num, typ, end); err == nil {
-				err = p.node(e)
-			}
-		case kind == modelTrainingInfo && (num == trainingInitialization || num == trainingAlgorithm):
-			if e, err = p.sub(num, typ, end); err == nil {
-				err = p.graph(e, false)
-			}
-		default:
-			err = p.w.skipField(num, typ, end)
-		}
-		if err != nil {
-			return fmt.Errorf("field %d: %w", num, err)
-		}
-	}
-}
-
-// tensor walks a TensorProto: its name and external data location are read,
-// its data skipped.
-func (p *parser) tensor(end int64) (string, error) {
-	var name string
-	var location string
-	external := false
-	for {
-		num, typ, ok, err := p.w.tag(end)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			break
-		}
-		switch num {
-		case tensorName:
-			name, err = p.str(num, typ, end)
-		case tensorDataLocation:
-			var v int64
-			v, err = p.int(num, typ)
-			external = v == int64(onnx.TensorProto_EXTERNAL)
-		case tensorExternalData:
-			var b []byte
-			if b, err = p.small(num, typ, end); err == nil {
-				var kv onnx.StringStringEntryProto
-				if err = proto.Unmarshal(b, &kv); err == nil && kv.GetKey() == externalDataLocationKey {
-					location = kv.GetValue()
-				}
-			}
-		default:
-			err = p.w.skipField(num, typ, end)
-		}
-		if err != nil {
-			return "", fmt.Errorf("tensor %q field %d: %w", name, num, err)
-		}
-	}
-	if external {
-		if location == "" {
-			return "", fmt.Errorf("tensor %q has external data without a location", name)
-		}
-		if p.external == nil {
-			p.external = map[string]bool{}
-		}
-		if !p.external[location] {
-			p.external[location] = true
-			p.m.ExternalData = append(p.m.ExternalData, location)
-		}
-	}
-	return name, nil
-}
-
-func (p *parser) sparseTensor(end int64) (string, error) {
-	var name string
-	for {
-		num, typ, ok, err := p.w.tag(end)
-		if err != nil || !ok {
-			return name, err
-		}
-		switch num {
+func (p *parser) sparseTensor(end int64, depth int, ss *sparseState) error {
+	return p.walk(sparseTensorDesc, end, depth, func(fd protoreflect.FieldDescriptor, end int64) (bool, error) {
+		var ts *tensorState
+		switch fd.Number() {
 		case sparseTensorValues:
-			var e int64
-			if e, err = p.sub(num, typ, end); err == nil {
-				name, err = p.tensor(e)
-			}
+			ts, ss.sawValues = &ss.values, true
 		case sparseTensorIndices:
-			var e int64
-			if e, err = p.sub(num, typ, end); err == nil {
-				_, err = p.tensor(e)
-			}
+			ts, ss.sawIndices = &ss.indices, true
 		default:
-			err = p.w.skipField(num, typ, end)
+			return false, nil
 		}
-		if err != nil {
-			return "", fmt.Errorf("sparse tensor field %d: %w", num, err)
+		e, err := p.sub(end)
+		if err == nil {
+			err = p.tensor(e, depth+1, ts)
+		}
+		return true, err
+	})
+}
+
+func (p *parser) endSparse(ss *sparseState) error {
+	if ss.sawValues {
+		if err := p.endTensor(&ss.values); err != nil {
+			return err
 		}
 	}
+	if ss.sawIndices {
+		return p.endTensor(&ss.indices)
+	}
+	return nil
 }
 
 func valueOf(vi *onnx.ValueInfoProto) Value {

@@ -54,6 +54,9 @@ func (w *wireReader) varint() (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
+		if shift == 63 && b > 1 {
+			break // as protobuf: a tenth byte above 1 overflows
+		}
 		v |= uint64(b&0x7f) << shift
 		if b < 0x80 {
 			return v, nil
@@ -144,8 +147,9 @@ func (w *wireReader) skip(n int64) error {
 	return nil
 }
 
-// skipField skips the value of a field of wire type typ.
-func (w *wireReader) skipField(num protowire.Number, typ protowire.Type, end int64) error {
+// skipField skips the value of a field of wire type typ; depth is the
+// message nesting it is at (groups nest too).
+func (w *wireReader) skipField(num protowire.Number, typ protowire.Type, end int64, depth int) error {
 	switch typ {
 	case protowire.VarintType:
 		_, err := w.varint()
@@ -161,6 +165,9 @@ func (w *wireReader) skipField(num protowire.Number, typ protowire.Type, end int
 		}
 		return w.skip(n)
 	case protowire.StartGroupType:
+		if depth >= maxDepth {
+			return errors.New("exceeded maximum recursion depth")
+		}
 		for {
 			n, t, ok, err := w.tag(end)
 			if err != nil {
@@ -175,7 +182,7 @@ func (w *wireReader) skipField(num protowire.Number, typ protowire.Type, end int
 				}
 				return nil
 			}
-			if err := w.skipField(n, t, end); err != nil {
+			if err := w.skipField(n, t, end, depth+1); err != nil {
 				return err
 			}
 		}

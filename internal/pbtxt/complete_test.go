@@ -414,9 +414,10 @@ parameters { key: "a" value { string_value: "1" } }`)
 func TestGenerateAllModels(t *testing.T) {
 	files, _ := filepath.Glob("../../testdata/onnx/node/*/model.onnx")
 	more, _ := filepath.Glob("../../testdata/onnx/models/*.onnx")
-	files = append(files, more...)
-	if len(files) != 46 {
-		t.Fatalf("found %d models, want 46", len(files))
+	ml, _ := filepath.Glob("../../testdata/onnx/ml/*/model.onnx") // ai.onnx.ml and string attributes
+	files = append(append(files, more...), ml...)
+	if len(files) != 53 {
+		t.Fatalf("found %d models, want 53", len(files))
 	}
 	strict := DefaultServer()
 	strict.NoAutofill = true
