@@ -294,6 +294,7 @@ func (s *Server) modelStreamInfer(_ any, stream grpc.ServerStream) error {
 	defer wg.Wait()
 	var sendMu sync.Mutex
 	var sendErr error
+	var order streamOrder
 	for {
 		in := &rawMsg{}
 		if err := stream.RecvMsg(in); err != nil {
@@ -308,16 +309,33 @@ func (s *Server) modelStreamInfer(_ any, stream grpc.ServerStream) error {
 		if failed != nil {
 			return failed
 		}
+		// The requests of one sequence are sent in the order they came,
+		// each once the one before it is answered, as Triton's stream
+		// handler issues them; other requests run at once.
+		req, _ := scanRequest(in.b)
+		var prev, done chan struct{}
+		if req != nil && req.seqID != "" {
+			prev, done = order.next(seqKey(req.model, req.seqID))
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if done != nil {
+				defer order.finish(seqKey(req.model, req.seqID), done)
+				if prev != nil {
+					select {
+					case <-prev:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
 			var out any
 			resp, err := s.infer(ctx, in, md)
 			if err != nil {
 				// As Triton answers a request of a stream that it could not
 				// issue (unknown model, a request the config refuses): the
 				// error and the request's id only.
-				req, _ := scanRequest(in.b)
 				r := &inference.ModelStreamInferResponse{ErrorMessage: status.Convert(err).Message(), InferResponse: &inference.ModelInferResponse{}}
 				if req != nil {
 					r.InferResponse.Id = req.id
@@ -332,5 +350,33 @@ func (s *Server) modelStreamInfer(_ any, stream grpc.ServerStream) error {
 				sendErr = err
 			}
 		}()
+	}
+}
+
+// streamOrder chains the requests of each sequence on one stream: a request
+// waits for the one before it (prev) and marks its own end (done). Entries
+// live while a sequence has requests in flight.
+type streamOrder struct {
+	mu   sync.Mutex
+	last map[string]chan struct{}
+}
+
+func (o *streamOrder) next(key string) (prev, done chan struct{}) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.last == nil {
+		o.last = map[string]chan struct{}{}
+	}
+	prev, done = o.last[key], make(chan struct{})
+	o.last[key] = done
+	return prev, done
+}
+
+func (o *streamOrder) finish(key string, done chan struct{}) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(done)
+	if o.last[key] == done {
+		delete(o.last, key)
 	}
 }

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -100,5 +102,59 @@ routes:
 	after := count()
 	if d0, d1 := after[0]-before[0], after[1]-before[1]; d0 != 0 && d1 != 0 {
 		t.Fatalf("one stream sequence was served by both backends: %d and %d", d0, d1)
+	}
+}
+
+// A stream's requests of one sequence reach the backend in the order they
+// were sent, and their answers come back in that order, as Triton's stream
+// handler does; requests of other sequences and without one are not held
+// up behind them. The gateway ran every request of a stream at once, so a
+// burst of one sequence reached the backend (and came back) out of order:
+// NVIDIA's simple_grpc_sequence_stream_infer_client then got "must specify
+// the START flag on the first request of the sequence".
+func TestStreamKeepsASequencesOrder(t *testing.T) {
+	// Executions take 0-20 ms at random: requests run at once finish in
+	// any order.
+	b := backend(t, map[string]string{"m": identity("m",
+		`parameters { key: "fault_latency_jitter" value { string_value: "20ms" } }`,
+		`parameters { key: "fault_latency_distribution" value { string_value: "uniform" } }`)})
+	g := startGateway(t, `
+pools:
+  - name: cpu
+    endpoints: [{b}]
+    health: {interval: 50ms}
+routes:
+  - {model: m, pool: cpu}
+`, addrs("b", b))
+	g.waitReady(t, "m", "")
+	stream, err := g.client.ModelStreamInfer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	for seq := int64(1); seq <= 2; seq++ {
+		for i := range n {
+			r := seqRequest(seq, i == 0, i == n-1)
+			r.Id = fmt.Sprintf("%d-%02d", seq, i)
+			if err := stream.Send(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stream.CloseSend()
+	next := map[string]int{}
+	for range 2 * n {
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ErrorMessage != "" {
+			t.Fatalf("stream error: %s", r.ErrorMessage)
+		}
+		seq, i, _ := strings.Cut(r.InferResponse.Id, "-")
+		if want := fmt.Sprintf("%02d", next[seq]); i != want {
+			t.Fatalf("sequence %s: answer %s came before %s", seq, i, want)
+		}
+		next[seq]++
 	}
 }
