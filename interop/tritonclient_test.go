@@ -230,8 +230,8 @@ type exception struct {
 // gatewayExceptions are the only calls whose result differs through the
 // gateway. The key is the call's name without its [arguments].
 var gatewayExceptions = map[string]exception{
-	"get_server_metadata.json":  {"OK", "", "", "the gateway answers ServerMetadata itself: its own name, version and the extensions it serves"},
-	"get_server_metadata.proto": {"OK", "", "", "the gateway answers ServerMetadata itself: its own name, version and the extensions it serves"},
+	"get_server_metadata.json":  {"OK", "", "", "the gateway answers ServerMetadata itself: name triton, its own version and the extensions it serves"},
+	"get_server_metadata.proto": {"OK", "", "", "the gateway answers ServerMetadata itself: name triton, its own version and the extensions it serves"},
 	"get_inference_statistics.json": {"INVALID_ARGUMENT", "", "", "statistics of every model (no model name) are refused: each backend of each pool has its own, " +
 		"and the gateway would report one backend's as the whole pool's (applies to the call without a model only)"},
 	"load_model.config_override": {"UNIMPLEMENTED", "the syncer of each pool", "", "RepositoryModelLoad: the gateway does not load models, each pool's syncer does (server.go modelControl)"},

@@ -55,7 +55,7 @@ routes:
 		if r, err := c.ServerReady(ctx, &inference.ServerReadyRequest{}); err != nil || !r.Ready {
 			t.Errorf("ServerReady %v %v", r, err)
 		}
-		if r, err := c.ServerMetadata(ctx, &inference.ServerMetadataRequest{}); err != nil || r.Name != "tritongate-gateway" {
+		if r, err := c.ServerMetadata(ctx, &inference.ServerMetadataRequest{}); err != nil || r.Name != "triton" {
 			t.Errorf("ServerMetadata %v %v", r, err)
 		}
 	})

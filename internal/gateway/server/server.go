@@ -526,8 +526,10 @@ func (s *Server) serverReady(context.Context, *inference.ServerReadyRequest) (an
 }
 
 func (s *Server) serverMetadata(context.Context, *inference.ServerMetadataRequest) (any, error) {
-	return &inference.ServerMetadataResponse{Name: "tritongate-gateway", Version: s.opts.Version,
-		Extensions: []string{"model_configuration", "statistics", "parameters"}}, nil
+	// Name is "triton", as Triton answers: its clients check it (NVIDIA's
+	// health_metadata example refuses any other); Version is the gateway's.
+	return &inference.ServerMetadataResponse{Name: "triton", Version: s.opts.Version,
+		Extensions: []string{"model_configuration", "sequence", "statistics", "parameters"}}, nil
 }
 
 func unknownModel(name string) error {
