@@ -8,7 +8,26 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
+# The datatype of each form of the model, by its name (the file serves all three).
+DTYPES = {"simple_int8": "TYPE_INT8", "simple_string": "TYPE_STRING"}
+
+
 class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        """Fill in the tensors when a config lacks them, as Triton's add_sub example models
+        do: NVIDIA's model_control example loads "simple" with an override config that gives
+        only max_batch_size."""
+        cfg = auto_complete_model_config.as_dict()
+        dtype = DTYPES.get(cfg.get("name", ""), "TYPE_INT32")
+        if not cfg.get("input"):
+            for name in ("INPUT0", "INPUT1"):
+                auto_complete_model_config.add_input({"name": name, "data_type": dtype, "dims": [16]})
+        if not cfg.get("output"):
+            for name in ("OUTPUT0", "OUTPUT1"):
+                auto_complete_model_config.add_output({"name": name, "data_type": dtype, "dims": [16]})
+        return auto_complete_model_config
+
     def initialize(self, args):
         cfg = json.loads(args["model_config"])
         self.dtype = pb_utils.triton_string_to_numpy(cfg["output"][0]["data_type"])
