@@ -203,6 +203,9 @@ func TestValidationRules(t *testing.T) {
 		{"duplicate input", "name: \"m\" backend: \"python\"\ninput [ { name: \"x\" data_type: TYPE_FP32 dims: [1] }, { name: \"x\" data_type: TYPE_FP32 dims: [1] } ]", 0, "input 'x' is specified more than once for m", "name: \"x\""},
 		{"C17 gpu on cpu server", `name: "m" backend: "python" instance_group [ { kind: KIND_GPU } ]`, 0, "instance group m_0 of model m has kind KIND_GPU but no GPUs are available", "kind"},
 		{"C17 gpu id", `name: "m" backend: "python" instance_group [ { kind: KIND_GPU gpus: [ 0, 3 ] } ]`, 2, "instance group m_0 of model m specifies invalid or unsupported gpu id 3", "3 ]"},
+		{"C17 negative gpu id", `name: "m" backend: "python" instance_group [ { kind: KIND_GPU gpus: [ -1 ] } ]`, 2, "instance group m_0 of model m specifies invalid or unsupported gpu id -1", "-1 ]"},
+		// modelctl without --gpus (GPU count unknown) still refuses a negative id, as Triton does on any server.
+		{"C17 negative gpu id, GPU count unknown", `name: "m" backend: "python" instance_group [ { kind: KIND_GPU gpus: [ 0, -2 ] } ]`, AnyGPUs, "instance group m_0 of model m specifies invalid or unsupported gpu id -2 (GPU ids are 0 or more)", "-2 ]"},
 		{"C17 cpu with gpus", `name: "m" backend: "python" instance_group [ { name: "g" kind: KIND_CPU gpus: [ 0 ] } ]`, 1, "instance group g of model m has kind KIND_CPU but specifies one or more GPUs", "0 ]"},
 		{"C17 profile", `name: "m" platform: "onnxruntime_onnx" instance_group [ { kind: KIND_CPU profile: "0" } ]`, 0, "and platform onnxruntime_onnxspecifies profile field which is only supported for TensorRT models", "profile"},
 		{"A8 directory", `name: "other" backend: "python"`, 0, "unexpected directory name 'm' for model 'other', directory name must equal model name", "name"},

@@ -489,6 +489,13 @@ func validateInstanceGroups(cfg *inference.ModelConfig, gpus int) Problems {
 			}
 		case inference.ModelInstanceGroup_KIND_GPU:
 			if gpus == AnyGPUs {
+				// The GPU count is not known here, but no GPU has a
+				// negative id on any server.
+				for j, id := range g.GetGpus() {
+					if id < 0 {
+						ps = append(ps, invalid(fmt.Sprintf("%s.gpus[%d]", path, j), "%s specifies invalid or unsupported gpu id %d (GPU ids are 0 or more)", head, id))
+					}
+				}
 				break
 			}
 			if gpus == 0 {
