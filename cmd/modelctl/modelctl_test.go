@@ -292,17 +292,32 @@ func TestRepoBuild(t *testing.T) {
 		t.Fatal("--force did not replace the model")
 	}
 
-	// One bad source: nothing is published.
+	// One bad source among good ones: the others are built, the bad one
+	// reported with its reason, exit 1. With --strict, nothing is built.
 	garbage := filepath.Join(t.TempDir(), "broken.onnx")
 	if err := os.WriteFile(garbage, []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut = modelctl(t, "repo", "build", filepath.Join(models, "ultraface_version-RFB-320.onnx"), garbage, "--out", out)
-	if code != 1 || !strings.Contains(errOut, "broken.onnx") {
-		t.Fatalf("exit %d: %s", code, errOut)
+	code, _, errOut = modelctl(t, "repo", "build", filepath.Join(models, "ultraface_version-RFB-320.onnx"), garbage, "--out", out, "--strict")
+	if code != 1 || !strings.Contains(errOut, "broken.onnx") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("--strict: exit %d: %s", code, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(out, "ultraface_version-RFB-320")); err == nil {
-		t.Fatal("a failed build published a model")
+		t.Fatal("a failed --strict build published a model")
+	}
+	code, stdout, errOut = modelctl(t, "repo", "build", filepath.Join(models, "ultraface_version-RFB-320.onnx"), garbage,
+		filepath.Join(testdata, "onnx/ml/test_ai_onnx_ml_label_encoder_string_int"), filepath.Join(t.TempDir(), "missing.onnx"), "--out", out)
+	if code != 1 || !strings.Contains(errOut, "broken.onnx: not a valid ONNX model") || !strings.Contains(errOut, "missing.onnx: ") ||
+		!strings.Contains(errOut, "2 of 4 models failed; 2 built") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, name := range []string{"ultraface_version-RFB-320", "test_ai_onnx_ml_label_encoder_string_int"} {
+		if !strings.Contains(stdout, "wrote "+filepath.Join(out, name)) {
+			t.Errorf("%s not built:\n%s", name, stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "broken")); err == nil {
+		t.Fatal("the bad model was published")
 	}
 	// Two sources with one name.
 	code, _, errOut = modelctl(t, "repo", "build", filepath.Join(models, "mnist.onnx"), "mnist="+filepath.Join(models, "example_dynamic_axes.onnx"), "--out", out)

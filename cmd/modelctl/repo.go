@@ -31,7 +31,7 @@ func newRepoCmd() *cobra.Command {
 
 func newRepoBuildCmd() *cobra.Command {
 	var out string
-	var force bool
+	var force, strict bool
 	var pf poolFlags
 	cmd := &cobra.Command{
 		Use:   "build SRC... --out DIR",
@@ -53,20 +53,26 @@ shape generated configs, and override an existing config when given.
 
 Every model is staged next to DIR, completed and checked against its model
 files exactly as Triton would load it, and only then moved into DIR with a
-rename: a failure leaves DIR as it was. An existing model is replaced only
-with --force.`,
+rename. A model that fails (not a valid ONNX model, a config Triton would
+refuse, a name already in DIR without --force) is reported with its reason
+and left out; the others are built, as Triton loads the good models of a
+repository and reports the bad one. The exit status is 1 when any failed.
+With --strict, one failure builds nothing and DIR stays as it was. An
+existing model is replaced only with --force.`,
 		Example: `  modelctl repo build testdata/onnx/models/*.onnx --out /tmp/models
-  modelctl repo build densenet=exports/densenet.onnx models/ranker --out /mnt/models --kind gpu`,
+  modelctl repo build densenet=exports/densenet.onnx models/ranker --out /mnt/models --kind gpu
+  modelctl repo build exports/*.onnx --out /mnt/models --strict   # all or nothing`,
 		Args: argsCheck(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{fmt.Errorf("--out is required")}
 			}
-			return buildRepo(cmd, args, out, force, &pf)
+			return buildRepo(cmd, args, out, force, strict, &pf)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "repository directory to write (created if missing)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace models that already exist in the repository")
+	cmd.Flags().BoolVar(&strict, "strict", false, "build nothing unless every model is valid")
 	pf.register(cmd)
 	return cmd
 }
@@ -129,13 +135,15 @@ func resolveSource(arg string) (source, error) {
 	return s, nil
 }
 
-func buildRepo(cmd *cobra.Command, args []string, out string, force bool, pf *poolFlags) error {
+func buildRepo(cmd *cobra.Command, args []string, out string, force, strict bool, pf *poolFlags) error {
 	var srcs []source
+	var failed []error
 	seen := map[string]string{}
 	for _, a := range args {
 		s, err := resolveSource(a)
 		if err != nil {
-			return err
+			failed = append(failed, err)
+			continue
 		}
 		if prev, dup := seen[s.name]; dup {
 			return usageError{fmt.Errorf("%s and %s both build model %q: rename one with NAME=SOURCE", prev, a, s.name)}
@@ -145,11 +153,6 @@ func buildRepo(cmd *cobra.Command, args []string, out string, force bool, pf *po
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
-	}
-	for _, s := range srcs {
-		if _, err := os.Stat(filepath.Join(out, s.name)); err == nil && !force {
-			return fmt.Errorf("model %q already exists in %s (use --force to replace it)", s.name, out)
-		}
 	}
 	absOut, err := filepath.Abs(out)
 	if err != nil {
@@ -164,24 +167,53 @@ func buildRepo(cmd *cobra.Command, args []string, out string, force bool, pf *po
 	defer os.RemoveAll(staging)
 
 	override := cmd.Flags().Changed("kind") || cmd.Flags().Changed("instances") || cmd.Flags().Changed("max-batch-size") || cmd.Flags().Changed("dynamic-batching")
-	built := make([]*pbtxt.Loaded, len(srcs))
-	for i, s := range srcs {
+	type staged struct {
+		src    source
+		loaded *pbtxt.Loaded
+	}
+	var good []staged
+	for _, s := range srcs {
+		if _, err := os.Stat(filepath.Join(out, s.name)); err == nil && !force {
+			failed = append(failed, fmt.Errorf("%s: model %q already exists in %s (use --force to replace it)", s.arg, s.name, out))
+			continue
+		}
 		opts, err := pf.options(cmd, s.name)
 		if err != nil {
 			return err
 		}
-		if built[i], err = stageModel(filepath.Join(staging, s.name), s, opts, override); err != nil {
-			return fmt.Errorf("%s: %w", s.arg, err)
+		loaded, err := stageModel(filepath.Join(staging, s.name), s, opts, override)
+		if err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", s.arg, err))
+			continue
 		}
+		good = append(good, staged{s, loaded})
 	}
-	// Publish: every model was checked; now move each into place.
-	for i, s := range srcs {
-		if err := publish(staging, filepath.Join(staging, s.name), filepath.Join(absOut, s.name)); err != nil {
+	if len(failed) > 0 && (strict || len(good) == 0) {
+		if len(failed) == 1 {
+			return failed[0]
+		}
+		for _, err := range failed {
+			fmt.Fprintf(cmd.ErrOrStderr(), "modelctl: %v\n", err)
+		}
+		return fmt.Errorf("%d of %d models failed: nothing built", len(failed), len(args))
+	}
+	// Publish: every model left was checked; now move each into place.
+	for _, g := range good {
+		if err := publish(staging, filepath.Join(staging, g.src.name), filepath.Join(absOut, g.src.name)); err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), describe(filepath.Join(out, s.name), built[i]))
+		fmt.Fprintln(cmd.OutOrStdout(), describe(filepath.Join(out, g.src.name), g.loaded))
 	}
-	return syncDir(absOut)
+	if err := syncDir(absOut); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		for _, err := range failed {
+			fmt.Fprintf(cmd.ErrOrStderr(), "modelctl: %v\n", err)
+		}
+		return fmt.Errorf("%d of %d models failed; %d built", len(failed), len(args), len(good))
+	}
+	return nil
 }
 
 // stageModel writes one model directory at dst and checks it as Triton would
@@ -214,9 +246,16 @@ func stageModel(dst string, s source, opts pbtxt.GenerateOptions, override bool)
 		if len(versions) == 0 {
 			versions = []int64{1}
 		}
-		file := filepath.Join(dst, strconv.FormatInt(versions[len(versions)-1], 10), pbtxt.FilenameONNX)
-		m, err := onnxmodel.Inspect(file)
+		latest := strconv.FormatInt(versions[len(versions)-1], 10)
+		m, err := onnxmodel.Inspect(filepath.Join(dst, latest, pbtxt.FilenameONNX))
 		if err != nil {
+			// The error names the staged copy: name the source's file instead.
+			if inner := errors.Unwrap(err); inner != nil && errors.Is(err, onnxmodel.ErrNotONNX) {
+				if s.file != "" {
+					return nil, inner
+				}
+				return nil, fmt.Errorf("%s: %w", filepath.Join(latest, pbtxt.FilenameONNX), inner)
+			}
 			return nil, err
 		}
 		var ps pbtxt.Problems
