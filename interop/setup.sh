@@ -86,6 +86,8 @@ print("peer boto3         %s" % version("boto3"))
 print("peer tritonclient  %s (tritonclient.grpc)" % version("tritonclient"))
 print("peer tritonserver  2.51.0 (nvidia-pytriton %s, Python backend)" % version("nvidia-pytriton"))
 print("peer onnx          %s, onnxruntime %s" % (version("onnx"), version("onnxruntime")))
+print("peer exporters     skl2onnx %s (scikit-learn %s), onnxmltools %s (lightgbm %s, xgboost-cpu %s)" % (
+    version("skl2onnx"), version("scikit-learn"), version("onnxmltools"), version("lightgbm"), version("xgboost-cpu")))
 PY
 echo "peer perf_analyzer  from tritonclient 2.50.0 ($pa)"
 echo "peer versitygw      $(go version -m "$(command -v versitygw)" | awk '$1 == "mod" {print $3}')"
