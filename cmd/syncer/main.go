@@ -55,7 +55,7 @@ type flags struct {
 	parallel, concurrency, gpus                    int
 	partSize                                       int64
 	s3Endpoint, s3Region                           string
-	s3PathStyle                                    bool
+	s3PathStyle, allowRefused                      bool
 	logLevel, progress                             string
 	tritonWait, timeout, interval, poll, retry     time.Duration
 	listen                                         string
@@ -114,6 +114,7 @@ up, and only then unloads and deletes the versions no longer wanted.
 	}
 	initCmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up after this long")
 	initCmd.Flags().DurationVar(&f.retry, "retry", 10*time.Second, "wait between attempts while models are not in place")
+	initCmd.Flags().BoolVar(&f.allowRefused, "allow-refused", false, "exit 0 once every model is in place except those whose versions are refused (not a valid model, or a config Triton would refuse: retrying cannot help until the source or the catalog changes); they are logged. Default: those fail the init like any model not in place")
 	watchCmd := &cobra.Command{
 		Use:   "watch",
 		Short: "Keep the pool's models in place: reconcile on catalog changes and every --interval",
@@ -438,7 +439,14 @@ func runInit(ctx context.Context, f flags, stderr io.Writer) error {
 		return err
 	}
 	defer a.closeAll()
-	res := a.syncer.Init(ctx, cat, f.retry)
+	res := a.syncer.Init(ctx, cat, f.retry, f.allowRefused)
+	if !res.OK() && f.allowRefused && res.OnlyRefused() {
+		for name, err := range res.Failed {
+			a.log.Warn("model refused, not in place (--allow-refused)", "model", name, "error", err)
+		}
+		a.log.Info("every other model in place", "models", res.Models, "refused", len(res.Failed))
+		return nil
+	}
 	if !res.OK() {
 		return fmt.Errorf("%d of %d models of pool %s not in place:\n%w", len(res.Failed), res.Models, f.pool, res.Err())
 	}

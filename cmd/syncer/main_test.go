@@ -201,6 +201,35 @@ models:
 	if _, err := os.Stat(filepath.Join(repo, "b")); err == nil {
 		t.Error("b is still there")
 	}
+
+	// --allow-refused: a model that is not a valid ONNX model (retrying
+	// cannot help) does not fail the init; a missing object (it may yet
+	// appear) still does.
+	srv.PutVersion(t, "models", "bad/1/", map[string][]byte{"model.onnx": []byte("not a model")})
+	os.WriteFile(cat, []byte(`s3: {endpoint: "`+srv.URL+`", path_style: true, region: us-east-1}
+models:
+  - {name: a, source: "s3://models/a/", pools: [cpu], versions: {numbers: [2]}}
+  - {name: bad, source: "s3://models/bad/", pools: [cpu]}
+`), 0o644)
+	code, _, stderr = runSyncer(args...)
+	if code != 1 || !strings.Contains(stderr, "syncer: 1 of 2 models of pool cpu not in place") || !strings.Contains(stderr, "not a valid ONNX model") {
+		t.Fatalf("a refused model without --allow-refused: exit %d, want 1 naming it:\n%s", code, stderr)
+	}
+	code, _, stderr = runSyncer(append(args, "--allow-refused")...)
+	if code != 0 || !strings.Contains(stderr, `"model refused, not in place (--allow-refused)"`) || !strings.Contains(stderr, `"model":"bad"`) {
+		t.Fatalf("--allow-refused: exit %d, want 0 with the refused model logged:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "a", "2", "model.onnx")); err != nil {
+		t.Errorf("the good model is not in place: %v", err)
+	}
+	os.WriteFile(cat, []byte(`s3: {endpoint: "`+srv.URL+`", path_style: true, region: us-east-1}
+models:
+  - {name: bad, source: "s3://models/bad/", pools: [cpu]}
+  - {name: c, source: "s3://models/c/", pools: [cpu]}
+`), 0o644)
+	if code, _, stderr = runSyncer(append(args, "--allow-refused")...); code != 1 || !strings.Contains(stderr, "s3://models/c/1/model.onnx") {
+		t.Fatalf("--allow-refused with a missing object too: exit %d, want 1 naming it:\n%s", code, stderr)
+	}
 }
 
 // checkRepo verifies that every published version under root is complete:

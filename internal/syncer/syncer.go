@@ -146,6 +146,52 @@ type Result struct {
 // OK reports whether every model is in place.
 func (r Result) OK() bool { return len(r.Failed) == 0 && r.Refused == nil }
 
+// OnlyRefused reports whether every model not in place failed only because
+// a version it wants was refused (not a valid model, a config Triton would
+// refuse): retrying cannot help until its files at the source or the
+// catalog change. Transient failures (the source, Triton) are not.
+func (r Result) OnlyRefused() bool {
+	if r.Refused != nil {
+		return false
+	}
+	for _, err := range r.Failed {
+		if !allRefused(err) {
+			return false
+		}
+	}
+	return true
+}
+
+// refusal marks a version refused by verification.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+// allRefused reports whether every failure err holds (errors.Join'ed or
+// wrapped) is a refusal.
+func allRefused(err error) bool {
+	switch e := err.(type) {
+	case nil:
+		return false
+	case refusal:
+		return true
+	case interface{ Unwrap() []error }:
+		errs := e.Unwrap()
+		if len(errs) == 0 {
+			return false
+		}
+		for _, x := range errs {
+			if !allRefused(x) {
+				return false
+			}
+		}
+		return true
+	case interface{ Unwrap() error }:
+		return allRefused(e.Unwrap())
+	}
+	return false
+}
+
 // Err summarises the failures, one line per model.
 func (r Result) Err() error {
 	if r.OK() {
@@ -488,6 +534,7 @@ func (s *Syncer) fetch(ctx context.Context, c *catalog.Catalog, m *catalog.Model
 		if !errors.As(err, &pe) {
 			// The model or its config is refused (a local disk error is
 			// not the version's fault: tried again next time).
+			err = refusal{err}
 			s.mu.Lock()
 			s.refused[refusedKey] = err
 			s.mu.Unlock()

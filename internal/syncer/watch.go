@@ -159,11 +159,12 @@ var ErrNotInPlace = errors.New("not every model is in place")
 
 // Init reconciles until every model is in place or ctx ends (retrying
 // failures after backoff, e.g. a Triton still starting), and returns the
-// last result.
-func (s *Syncer) Init(ctx context.Context, c *catalog.Catalog, retry time.Duration) Result {
+// last result. With allowRefused it also returns once the only models not
+// in place are those whose versions were refused (Result.OnlyRefused).
+func (s *Syncer) Init(ctx context.Context, c *catalog.Catalog, retry time.Duration, allowRefused bool) Result {
 	for {
 		res := s.Reconcile(ctx, c)
-		if res.OK() {
+		if res.OK() || (allowRefused && res.OnlyRefused()) {
 			return res
 		}
 		select {
