@@ -280,6 +280,27 @@ type ServerConn struct {
 	closed      bool
 	lastRead    atomic.Int64 // unix nanos of the last frame read
 	pingSent    time.Time
+	// reset remembers the last streams this side reset while the client
+	// was still sending: frames it sent before seeing the RST_STREAM are
+	// discarded (RFC 9113 §5.1), not taken for a protocol error.
+	reset     [64]uint32
+	resetNext int
+}
+
+// noteReset records a stream this side reset (c.mu held).
+func (c *ServerConn) noteReset(id uint32) {
+	c.reset[c.resetNext] = id
+	c.resetNext = (c.resetNext + 1) % len(c.reset)
+}
+
+// wasReset reports whether this side reset stream id lately (c.mu held).
+func (c *ServerConn) wasReset(id uint32) bool {
+	for _, r := range c.reset {
+		if r == id {
+			return true
+		}
+	}
+	return false
 }
 
 func newServerConn(s *Server, nc net.Conn) *ServerConn {
@@ -461,6 +482,7 @@ func (s *ServerStream) Reset(code http2.ErrCode, b *Batch) {
 	c.dropPending(s)
 	s.inEnded = true // no NO_ERROR reset on top
 	c.fr.WriteRSTStream(s.id, code)
+	c.noteReset(s.id)
 	c.finishOut(s)
 	c.done(b)
 }
@@ -517,6 +539,7 @@ func (c *ServerConn) finishOut(s *ServerStream) {
 	}
 	if !s.inEnded {
 		c.fr.WriteRSTStream(s.id, http2.ErrCodeNo)
+		c.noteReset(s.id)
 	}
 	c.maybeClose()
 }
@@ -655,6 +678,7 @@ func (c *ServerConn) serve() {
 					c.cancel(s, b)
 					c.mu.Lock()
 					c.fr.WriteRSTStream(f.StreamID, http2.ErrCodeFlowControl)
+					c.noteReset(f.StreamID)
 				}
 			}
 			if c.unblock() {
@@ -697,26 +721,41 @@ func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
 	id := f.StreamID
 	c.mu.Lock()
 	if s := c.streams[id]; s != nil {
-		// Trailers from the client: gRPC clients send none, but they
-		// would end its input.
-		ended := f.StreamEnded() && !s.inEnded
-		if ended {
-			s.inEnded = true
+		// A second HEADERS: trailers (gRPC clients send none), which must
+		// end the stream and hold no pseudo-header or connection-specific
+		// field (RFC 9113 §8.1); after the client's END_STREAM the stream
+		// is half-closed (remote) and takes no more frames (§5.1).
+		var code http2.ErrCode
+		switch {
+		case s.inEnded:
+			code = http2.ErrCodeStreamClosed
+		case !f.StreamEnded() || f.PseudoFields() != nil || !validFields(f.RegularFields()):
+			code = http2.ErrCodeProtocol
 		}
+		if code != 0 {
+			c.mu.Unlock()
+			c.resetStream(id, code, b)
+			return true
+		}
+		s.inEnded = true
 		c.mu.Unlock()
-		if ended {
-			c.endInput(s, b)
-		}
+		c.endInput(s, b)
+		return true
+	}
+	if id%2 == 1 && id <= c.lastID && c.wasReset(id) {
+		c.mu.Unlock() // sent before the client saw our RST_STREAM: discarded
 		return true
 	}
 	if id%2 == 0 || id <= c.lastID {
+		c.mu.Unlock()
 		if id%2 == 0 {
-			c.mu.Unlock()
 			c.connError(http2.ErrCodeProtocol, "even stream id from a client")
-			return false
+		} else {
+			// A stream id at or below the last one: a closed stream, or
+			// one skipped, which is closed too (RFC 9113 §5.1.1).
+			c.connError(http2.ErrCodeProtocol, fmt.Sprintf("HEADERS on closed stream %d (last opened %d)", id, c.lastID))
 		}
-		c.mu.Unlock() // a stream already closed: ignore
-		return true
+		return false
 	}
 	if c.goaway {
 		c.mu.Unlock() // after GOAWAY: not processed; the client retries it
@@ -725,6 +764,7 @@ func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
 	c.lastID = id
 	if uint32(len(c.streams)) >= c.srv.opts.MaxConcurrentStreams {
 		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		c.noteReset(id)
 		c.done(b)
 		c.mu.Unlock()
 		return true
@@ -736,6 +776,7 @@ func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
 			Field("grpc-message", EncodeMessage(fmt.Sprintf("request headers larger than %d bytes", c.srv.opts.MaxHeaderListSize)))), true)
 		if !f.StreamEnded() {
 			c.fr.WriteRSTStream(id, http2.ErrCodeNo)
+			c.noteReset(id)
 		}
 		c.done(b)
 		c.mu.Unlock()
@@ -761,8 +802,9 @@ func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
 			}
 		}
 	}
-	if s.Method == "" || s.Path == "" {
+	if s.Method == "" || s.Path == "" || !validFields(f.RegularFields()) {
 		c.fr.WriteRSTStream(id, http2.ErrCodeProtocol)
+		c.noteReset(id)
 		c.done(b)
 		c.mu.Unlock()
 		return true
@@ -774,6 +816,24 @@ func (c *ServerConn) onHeaders(f *http2.MetaHeadersFrame, b *Batch) bool {
 	s.maxMessage, s.sink = c.srv.handler.Open(s, b)
 	if s.inEnded {
 		c.endInput(s, b)
+	}
+	return true
+}
+
+// validFields reports whether a header block holds none of the
+// connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2): Connection,
+// Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, and TE other
+// than "trailers".
+func validFields(fields []hpack.HeaderField) bool {
+	for _, hf := range fields {
+		switch hf.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return false
+		case "te":
+			if hf.Value != "trailers" {
+				return false
+			}
+		}
 	}
 	return true
 }
@@ -904,6 +964,7 @@ func (c *ServerConn) resetStream(id uint32, code http2.ErrCode, b *Batch) {
 	}
 	c.mu.Lock()
 	c.fr.WriteRSTStream(id, code)
+	c.noteReset(id)
 	c.done(b)
 	c.mu.Unlock()
 }
