@@ -53,6 +53,7 @@ type flags struct {
 	logFormat       string
 	logVerbose      int
 	maxMessageBytes int
+	loadDelay       time.Duration
 }
 
 func main() {
@@ -66,11 +67,11 @@ func run(args []string, stderr io.Writer) int {
 		Short: "Serve a Triton model repository over Triton's gRPC protocol, on CPU",
 		Long: `tritonlite serves a Triton model repository over Triton's GRPCInferenceService
 (KServe v2 + Triton extensions): ONNX models run on CPU with ONNX Runtime, and
-the builtin backends "identity" and "add_sub" (with fault injection through
-config parameters) need no model file. It reads config.pbtxt, completes and
+the builtin backends "identity", "add_sub" and "sequence" (with fault injection
+through config parameters) need no model file. It reads config.pbtxt, completes and
 validates it exactly as Triton does, honours instance groups, version
-policies and the dynamic batcher, and reports Triton's errors, statistics and
-Prometheus metrics.
+policies, the dynamic and sequence batchers and system shared memory, and
+reports Triton's errors, statistics and Prometheus metrics.
 
 Flags follow tritonserver's names. The ONNX Runtime library is loaded from
 --onnxruntime-lib, $ONNXRUNTIME_LIB, or .cache/onnxruntime/ (make ort).`,
@@ -105,6 +106,7 @@ Flags follow tritonserver's names. The ONNX Runtime library is loaded from
 	fl.StringVar(&f.logFormat, "log-format", "default", "log format: default (text) or json")
 	fl.IntVar(&f.logVerbose, "log-verbose", 0, "verbose logging level (> 0 logs debug)")
 	fl.IntVar(&f.maxMessageBytes, "grpc-max-message-bytes", math.MaxInt32, "largest gRPC message accepted (Triton's limit is 2 GiB)")
+	fl.DurationVar(&f.loadDelay, "load-delay", 0, "tritonlite only: extra time every model version takes to load (a model slow to initialize; the version is LOADING meanwhile); a model's config parameter tritonlite_load_delay overrides it")
 	cmd.SetArgs(args)
 	cmd.SetErr(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -119,6 +121,9 @@ Flags follow tritonserver's names. The ONNX Runtime library is loaded from
 func serve(ctx context.Context, cmd *cobra.Command, f *flags) error {
 	if len(f.repos) != 1 {
 		return fmt.Errorf("exactly one --model-repository is needed, got %d", len(f.repos))
+	}
+	if f.loadDelay < 0 {
+		return fmt.Errorf("--load-delay must not be negative, got %s", f.loadDelay)
 	}
 	level := slog.LevelInfo
 	if f.logVerbose > 0 {
@@ -178,6 +183,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *flags) error {
 		Backends:        backends,
 		Registerer:      reg,
 		Logger:          log,
+		LoadDelay:       f.loadDelay,
 		Crash: func() {
 			log.Error("injected crash (fault_crash_after)")
 			os.Exit(70)
@@ -232,6 +238,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *flags) error {
 	group.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: waiting for in-flight requests", "timeout_secs", f.exitTimeoutSecs)
+		srv.StopLoading() // a load (its --load-delay) must not hold the exit
 		done := make(chan struct{})
 		go func() { g.GracefulStop(); close(done) }()
 		select {

@@ -190,8 +190,7 @@ func (b *batcher) expired(r *request, now time.Time) bool {
 	switch {
 	case r.settled.Load():
 	case !r.expires.IsZero() && now.After(r.expires) && b.policy.GetTimeoutAction() == inference.ModelQueuePolicy_REJECT:
-		r.answer(result{err: status.Error(codes.Unavailable, "Request timeout expired")})
-		b.v.fail(r, "REJECTED", now.Sub(r.enqueued))
+		r.answerAfter(result{err: status.Error(codes.Unavailable, "Request timeout expired")}, func() { b.v.fail(r, "REJECTED", now.Sub(r.enqueued)) })
 	default:
 		return false
 	}

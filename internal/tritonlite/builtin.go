@@ -19,12 +19,15 @@ import (
 )
 
 // Builtins returns the pure-Go backends: "identity" (output i is input i, as
-// Triton's identity test backend) and "add_sub" (OUTPUT0 = INPUT0 + INPUT1,
-// OUTPUT1 = INPUT0 - INPUT1, like Triton's "simple" example model).
+// Triton's identity test backend), "add_sub" (OUTPUT0 = INPUT0 + INPUT1,
+// OUTPUT1 = INPUT0 - INPUT1, like Triton's "simple" example model) and
+// "sequence" (NVIDIA's simple_sequence example model, for the sequence
+// batcher).
 func Builtins() map[string]Backend {
 	return map[string]Backend{
 		"identity": BackendFunc(newIdentity),
 		"add_sub":  BackendFunc(newAddSub),
+		"sequence": BackendFunc(newSequenceModel),
 	}
 }
 
@@ -153,6 +156,161 @@ func (e *addSub) Execute(_ context.Context, inputs []tensor.Tensor, outputs []st
 		out[i].Name = name
 	}
 	return out, nil
+}
+
+// sequenceModel is the simple_sequence model of NVIDIA's sequence examples
+// (interop/triton/simple_sequence/1/model.py): one INT32 input; the first
+// output is INPUT + 1 on the request that starts a sequence and INPUT
+// otherwise; the second (optional) is the running sum of the sequence's
+// inputs since its START. State is kept per sequence slot (SequenceSlot):
+// START resets it, END drops it.
+type sequenceModel struct {
+	input       string
+	out, acc    string // acc: "" without a second output
+	start, end  *seqControl
+	ready, corr *seqControl
+	slots       map[int]*int32 // running sums of the started sequences
+}
+
+func newSequenceModel(_ context.Context, inst Instance) (Executor, error) {
+	cfg := inst.Config
+	name := cfg.GetName()
+	bad := func(format string, args ...any) (Executor, error) {
+		return nil, status.Errorf(codes.InvalidArgument, "sequence model '%s': "+format, append([]any{name}, args...)...)
+	}
+	sb := cfg.GetSequenceBatching()
+	if sb == nil {
+		return bad("needs sequence_batching")
+	}
+	ins, outs := cfg.GetInput(), cfg.GetOutput()
+	if len(ins) != 1 || len(outs) == 0 || len(outs) > 2 {
+		return bad("needs 1 input and 1 or 2 outputs, has %d and %d", len(ins), len(outs))
+	}
+	for _, io := range []struct {
+		name string
+		dt   inference.DataType
+	}{{ins[0].GetName(), ins[0].GetDataType()}, {outs[0].GetName(), outs[0].GetDataType()}} {
+		if io.dt != inference.DataType_TYPE_INT32 {
+			return bad("'%s' must be TYPE_INT32, is %s", io.name, io.dt)
+		}
+	}
+	e := &sequenceModel{input: ins[0].GetName(), out: outs[0].GetName(), slots: map[int]*int32{}}
+	if len(outs) == 2 {
+		if outs[1].GetDataType() != inference.DataType_TYPE_INT32 {
+			return bad("'%s' must be TYPE_INT32, is %s", outs[1].GetName(), outs[1].GetDataType())
+		}
+		e.acc = outs[1].GetName()
+	}
+	controls, err := parseControls(sb)
+	if err != nil {
+		return bad("%v", err)
+	}
+	for i := range controls {
+		c := &controls[i]
+		switch c.kind {
+		case inference.ModelSequenceBatching_Control_CONTROL_SEQUENCE_START:
+			e.start = c
+		case inference.ModelSequenceBatching_Control_CONTROL_SEQUENCE_END:
+			e.end = c
+		case inference.ModelSequenceBatching_Control_CONTROL_SEQUENCE_READY:
+			e.ready = c
+		case inference.ModelSequenceBatching_Control_CONTROL_SEQUENCE_CORRID:
+			e.corr = c
+		}
+	}
+	if e.start == nil {
+		return bad("needs a CONTROL_SEQUENCE_START control input")
+	}
+	return e, nil
+}
+
+func (e *sequenceModel) Close() error { return nil }
+
+// flag reads a boolean control: absent is false (READY: true).
+func flag(inputs []tensor.Tensor, c *seqControl, absent bool) bool {
+	if c == nil {
+		return absent
+	}
+	for _, t := range inputs {
+		if t.Name == c.name {
+			return len(t.Data) >= len(c.on) && string(t.Data[:len(c.on)]) == string(c.on)
+		}
+	}
+	return absent
+}
+
+func (e *sequenceModel) Execute(ctx context.Context, inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor, error) {
+	slot, ok := SequenceSlot(ctx)
+	if !ok {
+		return nil, status.Error(codes.Internal, "sequence model executed outside a sequence")
+	}
+	var in tensor.Tensor
+	for _, t := range inputs {
+		if t.Name == e.input {
+			in = t
+		}
+	}
+	values, err := tensor.Values[int32](in)
+	if err != nil {
+		return nil, fmt.Errorf("sequence: input '%s': %w", e.input, err)
+	}
+	if !flag(inputs, e.ready, true) {
+		return nil, status.Error(codes.Internal, "READY is false")
+	}
+	start := flag(inputs, e.start, false)
+	if start {
+		e.slots[slot] = new(int32)
+	}
+	acc := e.slots[slot]
+	if acc == nil {
+		return nil, status.Errorf(codes.Internal, "sequence %s was not started", e.corrid(inputs, slot))
+	}
+	out := make([]int32, len(values))
+	for i, x := range values {
+		*acc += x
+		out[i] = x
+		if start {
+			out[i] = x + 1
+		}
+	}
+	sums := make([]int32, len(values))
+	for i := range sums {
+		sums[i] = *acc
+	}
+	if flag(inputs, e.end, false) {
+		delete(e.slots, slot)
+	}
+	res := make([]tensor.Tensor, len(outputs))
+	for i, name := range outputs {
+		switch name {
+		case e.out:
+			res[i] = tensor.Of(name, in.Shape, out)
+		case e.acc:
+			res[i] = tensor.Of(name, in.Shape, sums)
+		default:
+			return nil, fmt.Errorf("sequence: unknown output '%s'", name)
+		}
+	}
+	return res, nil
+}
+
+// corrid names a sequence in messages: its CORRID control, else its slot.
+func (e *sequenceModel) corrid(inputs []tensor.Tensor, slot int) string {
+	if e.corr != nil {
+		for _, t := range inputs {
+			if t.Name != e.corr.name {
+				continue
+			}
+			if t.DataType == tensor.Bytes {
+				if elems, err := tensor.DecodeBytes(t.Data); err == nil && len(elems) == 1 {
+					return string(elems[0])
+				}
+			} else if v, err := tensor.Float64s(t); err == nil && len(v) == 1 {
+				return strconv.FormatFloat(v[0], 'f', -1, 64)
+			}
+		}
+	}
+	return "in slot " + strconv.Itoa(slot)
 }
 
 type number interface {

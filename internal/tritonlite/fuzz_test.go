@@ -21,6 +21,7 @@ func FuzzModelInfer(f *testing.F) {
 	litetest.WriteModel(f, repo, "words", `name: "words" backend: "identity" max_batch_size: 4
 input [ { name: "IN" data_type: TYPE_STRING dims: [ -1 ] reshape { shape: [ -1 ] } } ] output [ { name: "OUT" data_type: TYPE_STRING dims: [ -1 ] } ]
 dynamic_batching { }`)
+	litetest.WriteModel(f, repo, "simple_sequence", simpleSequence("simple_sequence", "max_sequence_idle_microseconds: 5000000", "max_sequence_idle_microseconds: 20000"))
 	s := litetest.Start(f, repo, litetest.Config{})
 	seed := func(req *inference.ModelInferRequest) {
 		b, _ := proto.Marshal(req)
@@ -30,6 +31,8 @@ dynamic_batching { }`)
 	words := &inference.ModelInferRequest{ModelName: "words"}
 	tensor.SetRequestInputs(words, []tensor.Tensor{tensor.OfStrings("IN", []int64{1, 2}, []string{"a", "bc"})})
 	seed(words)
+	seed(seqRequest(seqStep{id: int64(7), value: 3, start: true}))
+	seed(seqRequest(seqStep{id: "abc", value: 3, end: true}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var req inference.ModelInferRequest
 		if proto.Unmarshal(b, &req) != nil {

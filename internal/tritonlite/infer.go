@@ -38,13 +38,18 @@ func invalidArg(format string, args ...any) error {
 // prepare validates a request against the version's config exactly as
 // Triton's request normalization does, with its messages, and turns it into a
 // scheduler request: inputs in config order, reshaped for the model.
-func (v *version) prepare(ctx context.Context, req *inference.ModelInferRequest) (*request, error) {
+func (v *version) prepare(ctx context.Context, req *inference.ModelInferRequest, shm *shmManager) (_ *request, err error) {
 	model := v.model
 	pre := "[request id: " + requestID(req.GetId()) + "] "
 	cfg := v.cfg
 	mbs := int64(cfg.GetMaxBatchSize())
 
 	r := &request{ctx: ctx, id: req.GetId()}
+	defer func() {
+		if err != nil {
+			shm.releaseAll(r)
+		}
+	}()
 	if err := checkRequestParams(req, r); err != nil {
 		return nil, err
 	}
@@ -62,12 +67,18 @@ func (v *version) prepare(ctx context.Context, req *inference.ModelInferRequest)
 		}
 		seen[out.GetName()] = true
 		if _, ok := out.GetParameters()["classification"]; ok {
+			if _, shm := out.GetParameters()["shared_memory_region"]; shm {
+				return nil, invalidArg("output can't set both 'shared_memory_region' and 'classification'")
+			}
 			return nil, status.Errorf(codes.Unimplemented, "%sclassification outputs are not supported by tritonlite (output '%s')", pre, out.GetName())
 		}
 	}
-	ins, err := tensor.RequestInputs(req)
+	ins, err := shm.requestInputs(req, r)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, err
+	}
+	if err := shm.requestOutputs(req, r); err != nil {
+		return nil, err
 	}
 	ins = inTritonOrder(ins)
 
@@ -198,6 +209,11 @@ func (v *version) prepare(ctx context.Context, req *inference.ModelInferRequest)
 	}
 	key.WriteString(strings.Join(r.outputs, ","))
 	r.key = key.String()
+	if v.seq != nil {
+		if err := checkCorrID(v.seq.controls, pre, model, r.seq.id); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -316,14 +332,26 @@ func checkRequestParams(req *inference.ModelInferRequest, r *request) error {
 				return invalidArg("invalid value type for 'priority' parameter, expected int64_param or uint64_param.")
 			}
 		case "sequence_id":
-			switch p.GetParameterChoice().(type) {
-			case *inference.InferParameter_Int64Param, *inference.InferParameter_StringParam:
+			switch v := p.GetParameterChoice().(type) {
+			case *inference.InferParameter_Int64Param:
+				r.seq.id = seqID{num: uint64(v.Int64Param)}
+			case *inference.InferParameter_StringParam:
+				if len(v.StringParam) > maxStringSeqID {
+					return status.Error(codes.Unimplemented, "string correlation ID cannot be longer than 128 characters")
+				}
+				r.seq.id = seqID{str: v.StringParam, isStr: true}
 			default:
 				return invalidArg("invalid value type for 'sequence_id' parameter, expected int64_param or string_param.")
 			}
 		case "sequence_start", "sequence_end":
-			if _, ok := p.GetParameterChoice().(*inference.InferParameter_BoolParam); !ok {
+			v, ok := p.GetParameterChoice().(*inference.InferParameter_BoolParam)
+			if !ok {
 				return invalidArg("invalid value type for '%s' parameter, expected bool_param.", key)
+			}
+			if key == "sequence_start" {
+				r.seq.start = v.BoolParam
+			} else {
+				r.seq.end = v.BoolParam
 			}
 		case "triton_enable_empty_final_response":
 			if _, ok := p.GetParameterChoice().(*inference.InferParameter_BoolParam); !ok {

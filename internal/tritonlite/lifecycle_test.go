@@ -3,6 +3,7 @@ package tritonlite_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,7 +198,12 @@ func TestPartialLoadAborts(t *testing.T) {
 	if _, err := h.client.RepositoryModelLoad(ctx, &inference.RepositoryModelLoadRequest{ModelName: "m"}); err != nil {
 		t.Fatal(err)
 	}
+	// Version 2's files change (Triton loads an unchanged version again
+	// only if it is not serving), and its reload fails.
 	failV2.Store(true)
+	if err := os.WriteFile(filepath.Join(repo, "m", "2", "changed"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_, err = h.client.RepositoryModelLoad(ctx, &inference.RepositoryModelLoadRequest{ModelName: "m"})
 	wantCode(t, err, codes.InvalidArgument, "version 2 is broken")
 	for _, v := range []string{"1", "2"} {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,9 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tritongate/tritongate/internal/pbtxt"
 	"github.com/tritongate/tritongate/proto/inference"
@@ -116,7 +119,7 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 	}
 	ms := r.lockModel(name, true)
 	defer ms.loadMu.Unlock()
-	if r.s.closing.Load() {
+	if r.s.closing.Load() || r.s.loadsStopped() {
 		r.forgetIfUnknown(name)
 		return status.Error(codes.Unavailable, "Server not ready")
 	}
@@ -167,6 +170,9 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 		return status.Errorf(codes.InvalidArgument, "load failed for model '%s': %s\n", name, prep.NoVersions().Msg)
 	}
 
+	// A version that is not serving is LOADING (not ready: strict
+	// readiness is lost until the load ends); one that is serving keeps
+	// serving, READY, while its replacement loads beside it, as in Triton.
 	r.mu.Lock()
 	for _, v := range prep.Versions {
 		if vs := ms.versions[v]; vs == nil || vs.state != stateReady {
@@ -174,25 +180,62 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 		}
 	}
 	r.mu.Unlock()
+	r.s.updateHealth()
 
+	// The versions load in parallel, as Triton's load threads do. A
+	// serving version whose files and completed config are unchanged stays
+	// as it is (kept): Triton does not load it again.
+	r.mu.RLock()
+	serving := map[int64]*version{}
+	for num, vs := range ms.versions {
+		if vs.state == stateReady && vs.v != nil {
+			serving[num] = vs.v
+		}
+	}
+	r.mu.RUnlock()
+	results := make([]struct {
+		v    *version
+		kept bool
+		err  error
+	}, len(prep.Versions))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, loadThreads)
+	for i, num := range prep.Versions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if cur := serving[num]; cur != nil && newOverride == "" && unchanged(cur, prep, num) {
+				results[i].v, results[i].kept = cur, true
+				return
+			}
+			results[i].v, results[i].err = r.loadVersion(ctx, prep, num)
+		}()
+	}
+	wg.Wait()
 	loaded := map[int64]*version{}
+	kept := map[int64]bool{}
 	var failures []string
 	reasons := map[int64]string{}
-	for _, num := range prep.Versions {
-		v, err := r.loadVersion(ctx, prep, num)
-		if err != nil {
+	for i, num := range prep.Versions {
+		kept[num] = results[i].kept
+		if err := results[i].err; err != nil {
 			log.Warn("failed to load model version", "version", num, "error", err)
 			r.s.metrics.loadFailures.WithLabelValues(name).Inc()
 			reasons[num] = reasonOf(err)
 			failures = append(failures, fmt.Sprintf("version %d is at %s state: %s;", num, stateUnavailable, reasons[num]))
 			continue
 		}
-		loaded[num] = v
+		loaded[num] = results[i].v
 	}
 
 	type closing struct {
 		v   *version
 		how int
+		// vs is set for a version that is gone: UNLOADING until its
+		// requests finish, then UNAVAILABLE "unloaded".
+		vs *versionState
 	}
 	var release []closing
 	r.mu.Lock()
@@ -201,8 +244,8 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 		// serving keep serving.
 		for _, num := range prep.Versions {
 			vs := ms.versions[num]
-			if v := loaded[num]; v != nil {
-				release = append(release, closing{v, retired})
+			if v := loaded[num]; v != nil && !kept[num] {
+				release = append(release, closing{v, retired, nil})
 			}
 			if vs.state == stateReady {
 				continue
@@ -214,15 +257,18 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 		}
 	} else {
 		for _, num := range prep.Versions {
+			if kept[num] {
+				continue
+			}
 			if old := ms.versions[num].v; old != nil {
-				release = append(release, closing{old, retired})
+				release = append(release, closing{old, retired, nil})
 			}
 			ms.versions[num] = &versionState{state: stateReady, v: loaded[num]}
 		}
 		for num, vs := range ms.versions {
 			if !slices.Contains(prep.Versions, num) && vs.v != nil {
-				release = append(release, closing{vs.v, unloaded})
-				vs.state, vs.reason, vs.v = stateUnavailable, reasonUnloaded, nil
+				release = append(release, closing{vs.v, unloaded, vs})
+				vs.state, vs.reason, vs.v = stateUnloading, "", nil
 			}
 		}
 		ms.fingerprint = fingerprint
@@ -243,13 +289,48 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 		go func() {
 			defer r.retiring.Done()
 			c.v.close(c.how)
+			if c.vs == nil {
+				return
+			}
+			r.mu.Lock()
+			if c.vs.state == stateUnloading {
+				c.vs.state, c.vs.reason = stateUnavailable, reasonUnloaded
+			}
+			r.mu.Unlock()
+			r.s.updateHealth()
 		}()
 	}
+	r.s.updateHealth()
 	if len(failures) > 0 {
 		return status.Errorf(codes.InvalidArgument, "load failed for model '%s': %s\n", name, strings.Join(failures, ""))
 	}
 	log.Info("loaded model", "versions", prep.Versions)
 	return nil
+}
+
+// loadThreads is how many versions of a model load at once (Triton's
+// --model-load-thread-count default).
+const loadThreads = 4
+
+// loadDelayParam is the config parameter that sets a model's load delay.
+const loadDelayParam = "tritonlite_load_delay"
+
+// loadDelay is how long loading a version of cfg takes: its
+// tritonlite_load_delay parameter (a Go duration), else def.
+func loadDelay(cfg *inference.ModelConfig, def time.Duration) (time.Duration, error) {
+	p, ok := cfg.GetParameters()[loadDelayParam]
+	if !ok {
+		return def, nil
+	}
+	v := p.GetStringValue()
+	d, err := time.ParseDuration(v)
+	if err == nil && d < 0 {
+		err = errors.New("must not be negative")
+	}
+	if err != nil {
+		return 0, status.Errorf(codes.InvalidArgument, "model '%s': config parameter '%s' = %q is not a valid duration (such as \"1.5s\"): %v", cfg.GetName(), loadDelayParam, v, err)
+	}
+	return d, nil
 }
 
 // notePollFailure remembers the files of a model that could not be polled,
@@ -284,6 +365,23 @@ func (r *repository) loadVersion(ctx context.Context, prep *pbtxt.Prepared, num 
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "unable to find backend library for backend '%s', try specifying runtime on the model configuration.", cfg.GetBackend())
 	}
+	if err := unsupportedSequencing(cfg); err != nil {
+		return nil, err
+	}
+	delay, err := loadDelay(cfg, r.s.opts.LoadDelay)
+	if err != nil {
+		return nil, err
+	}
+	if delay > 0 {
+		// The model "initializes"; a server that closes ends the wait.
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.s.stop:
+			t.Stop()
+			return nil, status.Error(codes.Unavailable, "Server not ready")
+		}
+	}
 	backend = withFaults(backend, r.s)
 	versionDir := filepath.Join(prep.Dir.Path, strconv.FormatInt(num, 10))
 	var execs []Executor
@@ -312,7 +410,29 @@ func (r *repository) loadVersion(ctx context.Context, prep *pbtxt.Prepared, num 
 	if len(execs) == 0 {
 		return fail(status.Errorf(codes.InvalidArgument, "model '%s' has no instances", cfg.GetName()))
 	}
-	return newVersion(cfg.GetName(), num, cfg, sig, execs, r.s.metrics), nil
+	v, err := newVersion(cfg.GetName(), num, cfg, sig, execs, r.s.metrics, r.s.log)
+	if err != nil {
+		return fail(err)
+	}
+	v.files = fingerprintVersion(prep.Dir.Path, num)
+	return v, nil
+}
+
+// unchanged reports whether serving version v would be loaded again as it
+// is: its files (the version directory and the model directory's other
+// files, config.pbtxt aside) and its completed config, version policy
+// aside, are the same. Triton leaves such a version serving, untouched.
+func unchanged(v *version, prep *pbtxt.Prepared, num int64) bool {
+	if v.files != fingerprintVersion(prep.Dir.Path, num) {
+		return false
+	}
+	cfg, _, ps := prep.LoadVersion(num)
+	if len(ps) > 0 {
+		return false
+	}
+	a, b := proto.Clone(cfg).(*inference.ModelConfig), proto.Clone(v.cfg).(*inference.ModelConfig)
+	a.VersionPolicy, b.VersionPolicy = nil, nil
+	return proto.Equal(a, b)
 }
 
 // forgetIfUnknown drops a model that never had a version state, so that it
@@ -341,10 +461,11 @@ func (r *repository) unload(name string) {
 		if vs.v != nil {
 			closing = append(closing, vs.v)
 			states = append(states, vs)
-			vs.state, vs.v = stateUnloading, nil
+			vs.state, vs.reason, vs.v = stateUnloading, "", nil
 		}
 	}
 	r.mu.Unlock()
+	r.s.updateHealth() // not ready while unloading (strict readiness)
 	for _, v := range closing {
 		v.close(unloaded)
 	}
@@ -577,6 +698,24 @@ func (r *repository) poll(ctx context.Context) {
 			r.unload(n)
 		}
 	}
+}
+
+// fingerprintVersion summarizes the files one version is loaded from: its
+// version directory and the files at the top of the model directory other
+// than config.pbtxt (Triton's modification times for a version).
+func fingerprintVersion(dir string, num int64) string {
+	h := sha256.New()
+	io.WriteString(h, fingerprintDir(filepath.Join(dir, strconv.FormatInt(num, 10))))
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == pbtxt.ConfigFile {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			fmt.Fprintf(h, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // fingerprintDir summarizes a model directory's files (names, sizes, times).

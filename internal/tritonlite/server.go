@@ -1,10 +1,12 @@
 // Package tritonlite is a Triton-protocol server over a model repository on
 // disk: Triton's GRPCInferenceService (KServe v2 plus Triton's extensions),
 // its model lifecycle (control modes, version policies, reloads that keep
-// serving), its scheduling (instance counts, the dynamic batcher and its queue
-// policy), its statistics and Prometheus metrics, and its error messages.
+// serving, readiness while loading), its scheduling (instance counts, the
+// dynamic batcher and its queue policy, the sequence batcher), system shared
+// memory, its statistics and Prometheus metrics, and its error messages.
 // Models run in Executors created by Backends: builtin pure-Go models here
-// (identity, add_sub, with fault injection), ONNX Runtime in package ort.
+// (identity, add_sub, sequence, with fault injection), ONNX Runtime in
+// package ort.
 package tritonlite
 
 import (
@@ -31,6 +33,9 @@ import (
 
 	"github.com/tritongate/tritongate/internal/pbtxt"
 	"github.com/tritongate/tritongate/internal/tensor"
+	// Triton takes gzip and deflate (grpc core's zlib format) request
+	// compression; grpc-go answers in the request's encoding.
+	_ "github.com/tritongate/tritongate/internal/triton/deflate"
 	"github.com/tritongate/tritongate/proto/inference"
 )
 
@@ -73,6 +78,10 @@ type Options struct {
 	Crash func()
 	// Version is reported by ServerMetadata.
 	Version string
+	// LoadDelay is added to every model version load (a model slow to
+	// initialize); a model's config parameter "tritonlite_load_delay"
+	// overrides it. The version is LOADING meanwhile.
+	LoadDelay time.Duration
 }
 
 // Server implements inference.GRPCInferenceServiceServer.
@@ -81,10 +90,15 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	repo    *repository
+	shm     *shmManager
 	metrics *metrics
 	health  *health.Server
 	started atomic.Bool
 	closing atomic.Bool
+	// stop is closed by Close: it ends load delays in progress.
+	stop     chan struct{}
+	stopOnce sync.Once
+	healthMu sync.Mutex
 }
 
 // New creates a server; Start loads the models.
@@ -120,7 +134,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Version == "" {
 		opts.Version = "0.1.0"
 	}
-	s := &Server{opts: opts, log: opts.Logger, health: health.NewServer()}
+	if opts.LoadDelay < 0 {
+		return nil, fmt.Errorf("load delay %s is negative", opts.LoadDelay)
+	}
+	s := &Server{opts: opts, log: opts.Logger, health: health.NewServer(), stop: make(chan struct{}), shm: newShmManager()}
 	s.repo = newRepository(s)
 	s.metrics = newMetrics(opts.Registerer, s.repo.countReady)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -186,6 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 // requests in flight.
 func (s *Server) Close() {
 	s.closing.Store(true)
+	s.StopLoading()
 	s.health.Shutdown()
 	// Loads that start from now on are refused; unload waits for the ones in
 	// progress (it takes each model's load lock).
@@ -193,6 +211,23 @@ func (s *Server) Close() {
 		s.repo.unload(n)
 	}
 	s.repo.retiring.Wait()
+	s.shm.closeAll()
+}
+
+// StopLoading cuts short every load in progress (its load delay: the load
+// fails) and refuses new loads, so that a server shutting down waits for no
+// load; inference goes on. Close calls it.
+func (s *Server) StopLoading() {
+	s.stopOnce.Do(func() { close(s.stop) })
+}
+
+func (s *Server) loadsStopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) ready() bool {
@@ -203,6 +238,9 @@ func (s *Server) ready() bool {
 }
 
 func (s *Server) updateHealth() {
+	// Serialized, so that the last state set is the current one.
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
 	st := healthpb.HealthCheckResponse_NOT_SERVING
 	if s.ready() {
 		st = healthpb.HealthCheckResponse_SERVING
@@ -226,8 +264,8 @@ func (s *Server) ServerMetadata(context.Context, *inference.ServerMetadataReques
 		Name:    "tritonlite",
 		Version: s.opts.Version,
 		Extensions: []string{
-			"model_repository", "model_repository(unload_dependents)", "schedule_policy",
-			"model_configuration", "parameters", "statistics",
+			"sequence", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
+			"model_configuration", "system_shared_memory", "parameters", "statistics",
 		},
 	}, nil
 }
@@ -423,23 +461,61 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 // not counted in the model's statistics or failure metrics: Triton rejects it
 // in TRITONSERVER_ServerInferAsync, before the model sees it.
 func (s *Server) inferIssued(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, bool, error) {
+	p, err := s.submit(ctx, req)
+	if err != nil {
+		return nil, false, err
+	}
+	return p.finish()
+}
+
+// submitted is a request handed to its model version's scheduler.
+type submitted struct {
+	v       *version
+	r       *request
+	req     *inference.ModelInferRequest
+	release func()
+	shm     *shmManager
+}
+
+// submit validates a request and hands it to its version's scheduler
+// without waiting for it to run: the requests of a stream are submitted in
+// the order they arrive, so that a sequence's requests reach the sequence
+// batcher in order. An error means the request was not issued.
+func (s *Server) submit(ctx context.Context, req *inference.ModelInferRequest) (*submitted, error) {
 	if !s.started.Load() || s.closing.Load() {
-		return nil, false, status.Error(codes.Unavailable, "Server not ready")
+		return nil, status.Error(codes.Unavailable, "Server not ready")
 	}
 	v, release, err := s.repo.acquire(req.GetModelName(), req.GetModelVersion())
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	defer release()
-	r, err := v.prepare(ctx, req)
+	r, err := v.prepare(ctx, req, s.shm)
+	if err == nil {
+		if err = v.enqueue(r); err != nil {
+			s.shm.releaseAll(r)
+		}
+	}
 	if err != nil {
-		return nil, false, err
+		release()
+		return nil, err
 	}
-	outs, issued, err := v.infer(r)
+	return &submitted{v: v, r: r, req: req, release: release, shm: s.shm}, nil
+}
+
+// finish waits for a submitted request and builds its response (writing
+// the outputs that go to shared memory).
+func (p *submitted) finish() (*inference.ModelInferResponse, bool, error) {
+	defer p.release()
+	defer p.shm.releaseAll(p.r)
+	outs, issued, err := p.v.await(p.r)
 	if err != nil {
 		return nil, issued, err
 	}
-	return v.response(req, r, outs), true, nil
+	resp := p.v.response(p.req, p.r, outs)
+	if err := writeOutputs(resp, p.r); err != nil {
+		return nil, true, err
+	}
+	return resp, true, nil
 }
 
 // ModelStreamInfer runs each request of the stream as it arrives and streams
@@ -462,11 +538,18 @@ func (s *Server) ModelStreamInfer(stream inference.GRPCInferenceService_ModelStr
 		if e, _ := sendErr.Load().(error); e != nil {
 			return e
 		}
+		// Submitted here, in the order of the stream; run and answered
+		// concurrently.
+		p, submitErr := s.submit(ctx, req)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			out := &inference.ModelStreamInferResponse{}
-			resp, issued, err := s.inferIssued(ctx, req)
+			var resp *inference.ModelInferResponse
+			issued, err := false, submitErr
+			if err == nil {
+				resp, issued, err = p.finish()
+			}
 			switch {
 			case err != nil && !issued:
 				// Triton's stream handler: the request was never issued, the

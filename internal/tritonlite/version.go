@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -32,18 +33,20 @@ type version struct {
 	inputs   map[string]*inference.ModelInput
 	outputs  map[string]*inference.ModelOutput
 	execs    []Executor
-	free     chan int // idle instances
-	batcher  *batcher // nil: requests run as they come, one per execution
+	free     chan int   // idle instances
+	batcher  *batcher   // nil: requests run as they come, one per execution
+	seq      *sequencer // the sequence batcher (sequence_batching), or nil
 	metrics  *metrics
 	stats    stats
 	inflight sync.WaitGroup
+	files    string // fingerprint of the files it was loaded from
 
 	ctx    context.Context // ends when the version is closed (cause errUnloaded on unload)
 	cancel context.CancelCauseFunc
 	closed sync.Once
 }
 
-func newVersion(model string, number int64, cfg *inference.ModelConfig, sig *onnxmodel.Model, execs []Executor, m *metrics) *version {
+func newVersion(model string, number int64, cfg *inference.ModelConfig, sig *onnxmodel.Model, execs []Executor, m *metrics, log *slog.Logger) (*version, error) {
 	v := &version{
 		model:   model,
 		number:  number,
@@ -66,11 +69,20 @@ func newVersion(model string, number int64, cfg *inference.ModelConfig, sig *onn
 	for i := range execs {
 		v.free <- i
 	}
-	if db := cfg.GetDynamicBatching(); db != nil && cfg.GetMaxBatchSize() > 0 {
-		v.batcher = newBatcher(v, db)
+	switch {
+	case cfg.GetSequenceBatching() != nil:
+		seq, err := newSequencer(v, cfg.GetSequenceBatching(), log.With("model", model, "version", number))
+		if err != nil {
+			v.cancel(nil)
+			return nil, status.Errorf(codes.InvalidArgument, "model '%s': %v", model, err)
+		}
+		v.seq = seq
+		v.seq.start()
+	case cfg.GetDynamicBatching() != nil && cfg.GetMaxBatchSize() > 0:
+		v.batcher = newBatcher(v, cfg.GetDynamicBatching())
 		v.batcher.start()
 	}
-	return v
+	return v, nil
 }
 
 // errUnloaded is the cause of executions ended because their model version
@@ -99,6 +111,9 @@ func (v *version) close(how int) {
 		if v.batcher != nil {
 			v.batcher.stop()
 		}
+		if v.seq != nil {
+			v.seq.stop()
+		}
 		for _, e := range v.execs {
 			e.Close()
 		}
@@ -114,9 +129,12 @@ type request struct {
 	id       string
 	inputs   []tensor.Tensor // with the batch dimension first when batching
 	outputs  []string
-	batch    int64         // the request's batch size (1 for models that do not batch)
-	key      string        // requests batch together only with equal keys
-	timeout  time.Duration // the request's "timeout" parameter (0: none)
+	batch    int64             // the request's batch size (1 for models that do not batch)
+	key      string            // requests batch together only with equal keys
+	timeout  time.Duration     // the request's "timeout" parameter (0: none)
+	seq      seqInfo           // sequence_id, sequence_start, sequence_end
+	regions  []*shmRegion      // shared memory regions held until answered
+	shmOut   map[string][]byte // outputs to write into shared memory
 	enqueued time.Time
 	expires  time.Time // zero: never times out in the queue
 	done     chan result
@@ -132,11 +150,21 @@ type result struct {
 // whether this answer was the one delivered (false when the client had
 // already given up), so that each request is accounted once.
 func (r *request) answer(res result) bool {
-	if r.settled.CompareAndSwap(false, true) {
-		r.done <- res
-		return true
+	return r.answerAfter(res, nil)
+}
+
+// answerAfter is answer, with account (if not nil) called before the result
+// is delivered when this answer wins: a client that has its answer sees it
+// in the statistics and metrics.
+func (r *request) answerAfter(res result, account func()) bool {
+	if !r.settled.CompareAndSwap(false, true) {
+		return false
 	}
-	return false
+	if account != nil {
+		account()
+	}
+	r.done <- res
+	return true
 }
 
 func (v *version) pendingGauge() interface{ Add(float64) } {
@@ -144,19 +172,42 @@ func (v *version) pendingGauge() interface{ Add(float64) } {
 }
 
 // infer runs a request through the version's scheduler. issued is false when
-// the scheduler refused it (a full queue): Triton returns that error from
-// enqueuing, before the request counts in the model's statistics.
+// the scheduler refused it (a full queue, a request out of its sequence):
+// Triton returns that error from enqueuing, before the request counts in the
+// model's statistics.
 func (v *version) infer(r *request) (outs []tensor.Tensor, issued bool, err error) {
+	if err := v.enqueue(r); err != nil {
+		return nil, false, err
+	}
+	return v.await(r)
+}
+
+// enqueue hands r to the version's batcher (dynamic or sequence), which
+// keeps the order of arrival; a refusal means the request was not issued.
+// Without a batcher it only prepares r for await.
+func (v *version) enqueue(r *request) error {
 	r.enqueued = time.Now()
 	r.done = make(chan result, 1)
 	pending := v.pendingGauge()
 	pending.Add(1)
-	if v.batcher != nil {
-		if err := v.batcher.enqueue(r); err != nil {
-			pending.Add(-1)
-			return nil, false, err
-		}
-	} else {
+	var err error
+	switch {
+	case v.batcher != nil:
+		err = v.batcher.enqueue(r)
+	case v.seq != nil:
+		err = v.seq.enqueue(r)
+	}
+	if err != nil {
+		pending.Add(-1)
+	}
+	return err
+}
+
+// await runs r (without a batcher) or waits for its batch, and returns its
+// outputs.
+func (v *version) await(r *request) (outs []tensor.Tensor, issued bool, err error) {
+	pending := v.pendingGauge()
+	if v.batcher == nil && v.seq == nil {
 		select {
 		case idx := <-v.free:
 			// The execution ends early if the client goes away or the
@@ -225,18 +276,23 @@ func (v *version) execute(idx int, reqs []*request, ctx context.Context) {
 	if ctx.Err() != nil {
 		reason = "CANCELED"
 	}
+	// Each request is claimed and accounted, and the execution too, before
+	// any answer is delivered: a client sees its request in the statistics.
+	answers := make([]result, len(reqs))
+	claimed := make([]bool, len(reqs))
 	for i, r := range reqs {
 		total := end.Sub(r.enqueued)
 		queue := start.Sub(r.enqueued)
-		if err != nil {
-			if r.answer(result{err: err}) {
-				v.fail(r, reason, total)
-			}
-			continue
-		}
-		if !r.answer(result{outputs: parts[i]}) {
+		if !r.settled.CompareAndSwap(false, true) {
 			continue // the client gave up; infer counted it as cancelled
 		}
+		claimed[i] = true
+		if err != nil {
+			answers[i] = result{err: err}
+			v.fail(r, reason, total)
+			continue
+		}
+		answers[i] = result{outputs: parts[i]}
 		v.stats.success(total, queue)
 		m := v.metrics
 		m.success.WithLabelValues(v.model, v.label).Inc()
@@ -250,6 +306,11 @@ func (v *version) execute(idx int, reqs []*request, ctx context.Context) {
 	m.inputUS.WithLabelValues(v.model, v.label).Add(float64(inferStart.Sub(start).Microseconds()))
 	m.inferUS.WithLabelValues(v.model, v.label).Add(float64(inferEnd.Sub(inferStart).Microseconds()))
 	m.outputUS.WithLabelValues(v.model, v.label).Add(float64(end.Sub(inferEnd).Microseconds()))
+	for i, r := range reqs {
+		if claimed[i] {
+			r.done <- answers[i]
+		}
+	}
 }
 
 // safeExecute runs an executor, turning a panic into an INTERNAL error so
