@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -260,8 +259,9 @@ type loadtestSummary struct {
 // rollout runs bin/loadtest at 100 req/s open loop through gw on model
 // while versions 2..6 are dropped into the store one after the other
 // (syncer watch running), each once the previous one serves; returns the
-// loadtest summary and the command.
-func rollout(t *testing.T, env *peers.Env, gw string, c inference.GRPCInferenceServiceClient, store, model, src, cfg string) (loadtestSummary, string) {
+// loadtest summary, the command, and for how many versions a poll saw the
+// new version LOADING beside the serving one (the window a slow load opens).
+func rollout(t *testing.T, env *peers.Env, gw string, c inference.GRPCInferenceServiceClient, store, model, src, cfg string) (loadtestSummary, string, int) {
 	t.Helper()
 	const versions = 5
 	out := filepath.Join(t.TempDir(), "rollout.json")
@@ -269,10 +269,15 @@ func rollout(t *testing.T, env *peers.Env, gw string, c inference.GRPCInferenceS
 	cmd := "bin/loadtest " + strings.Join(args, " ")
 	lt := env.Start(t, "loadtest", nil, "", env.BinPath("loadtest"), args...)
 	time.Sleep(3 * time.Second)
+	sawLoading := 0
 	for v := 2; v < 2+versions; v++ {
 		writeStoreVersion(t, env, store, model, v, src, cfg, "")
+		loading := false
 		waitUntil(t, 40*time.Second, fmt.Sprintf("version %d the only one READY", v), func() bool {
 			s := versionStates(t, c, model)
+			if s[strconv.Itoa(v)] == "LOADING" && s[strconv.Itoa(v-1)] == "READY" {
+				loading = true
+			}
 			if s[strconv.Itoa(v)] != "READY" {
 				return false
 			}
@@ -283,7 +288,10 @@ func rollout(t *testing.T, env *peers.Env, gw string, c inference.GRPCInferenceS
 			}
 			return true
 		})
-		t.Logf("version %d serving alone", v)
+		if loading {
+			sawLoading++
+		}
+		t.Logf("version %d serving alone (seen LOADING beside %d: %v)", v, v-1, loading)
 		if done, _ := lt.Exited(); done {
 			t.Fatalf("loadtest ended before version %d was rolled out: raise --duration", v)
 		}
@@ -299,7 +307,7 @@ func rollout(t *testing.T, env *peers.Env, gw string, c inference.GRPCInferenceS
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	return s, cmd
+	return s, cmd, sawLoading
 }
 
 // TestRealTritonRollout: 5 successive versions of a model whose load takes
@@ -343,11 +351,9 @@ models:
 				args := []string{"--model-repository", repo, "--model-control-mode", "explicit",
 					"--grpc-address", "127.0.0.1", "--grpc-port", strconv.Itoa(port),
 					"--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(metrics)}
-				if liteHasFlag(t, env, "--load-delay") {
-					args = append(args, "--load-delay", "1s")
-				} else {
-					t.Logf("bin/tritonlite has no --load-delay yet: only the per-model tritonlite_load_delay parameter applies (if implemented)")
-				}
+				// The config's tritonlite_load_delay (1.5 s) is the delay;
+				// --load-delay is there for models without one.
+				args = append(args, "--load-delay", "1s")
 				p := env.Start(t, "tritonlite", nil, env.Root, env.BinPath("tritonlite"), args...)
 				backend = peers.Addr(port)
 				peers.WaitTCP(t, p, backend, 30*time.Second)
@@ -364,8 +370,13 @@ models:
 			peers.WaitHTTP(t, w, fmt.Sprintf("http://%s/readyz", peers.Addr(port)), time.Minute)
 			gw := startGatewayOn(t, env, backend, "slow")
 
-			s, cmd := rollout(t, env, gw, c, store, "slow", src, cfg)
-			t.Logf("ROLLOUT %s: %d failed of %d (codes %v): %s", target, s.Summary.Errors, s.Summary.Requests, s.Summary.Codes, cmd)
+			s, cmd, loading := rollout(t, env, gw, c, store, "slow", src, cfg)
+			t.Logf("ROLLOUT %s: %d failed of %d (codes %v), new version seen LOADING beside the serving one for %d of 5: %s",
+				target, s.Summary.Errors, s.Summary.Requests, s.Summary.Codes, loading, cmd)
+			// The load window must be there for 0 failed to mean anything.
+			if loading < 3 {
+				t.Errorf("the new version was seen LOADING beside the serving one for only %d of 5 versions: the load is too fast to test the rollout", loading)
+			}
 			if s.Summary.Requests < 1000 {
 				t.Errorf("only %d requests sent", s.Summary.Requests)
 			}
@@ -374,10 +385,4 @@ models:
 			}
 		})
 	}
-}
-
-// liteHasFlag says whether bin/tritonlite takes a flag.
-func liteHasFlag(t *testing.T, env *peers.Env, flag string) bool {
-	out, _, _ := peers.Run(t, 30*time.Second, env.BaseEnv(), env.BinPath("tritonlite"), "--help")
-	return regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(flag) + `\b`).MatchString(out)
 }

@@ -248,11 +248,13 @@ YAML
 cat $demo/catalog.yaml
 
 echo
-echo "== two tritonlite instances in explicit model control, as Triton runs under the syncer: the \"cpu\" and the \"gpu\" pool"
+echo "== two tritonlite instances in explicit model control, as Triton runs under the syncer: the \"cpu\" and the \"gpu\" pool;"
+echo "   every version takes 1 s to load (--load-delay 1s), as a real model's initialization does: the"
+echo "   rollout below has the window real Triton has, with the new version LOADING beside the serving one"
 for pool in cpu gpu; do
   port=$cpu_port; [ $pool = gpu ] && port=$gpu_port
   mkdir -p .cache/demo/pools/$pool
-  ./bin/tritonlite --model-repository .cache/demo/pools/$pool --model-control-mode=explicit \
+  ./bin/tritonlite --model-repository .cache/demo/pools/$pool --model-control-mode=explicit --load-delay 1s \
     --grpc-address 127.0.0.1 --grpc-port "$port" --metrics-address 127.0.0.1 --metrics-port $((port + 1)) \
     >.cache/demo/tritonlite-$pool.log 2>&1 &
   pids+=($!)
@@ -313,7 +315,7 @@ pids+=($!)
 wait_up "syncer watch" $! .cache/demo/syncer-watch.log 30 curl -fsS --max-time 2 "localhost:$sync_port/readyz"
 
 echo
-echo "== a 6-second open-loop load test through the gateway on mnist and add (Poisson, 300 req/s);"
+echo "== an 8-second open-loop load test through the gateway on mnist and add (Poisson, 300 req/s);"
 if [ -n "$use_mlflow" ]; then
   echo "   meanwhile MLflow's alias champion of mnist moves to version 2 (the registry's REST API):"
 else
@@ -323,7 +325,7 @@ fi
 echo "   the syncer loads it next to version 1, waits until it is ready, warms it up, then unloads"
 echo "   version 1. The SLO allows no error. Report in .cache/demo/report"
 ./bin/loadtest run --target "localhost:$gw_port" --model mnist:1 --model add:2 --rate 300 --arrival poisson \
-  --duration 6s --quiet --out .cache/demo/report --slo 'errors<=0%' &
+  --duration 8s --quiet --out .cache/demo/report --slo 'errors<=0%' &
 lt=$!
 sleep 2
 if [ -n "$use_mlflow" ]; then
