@@ -278,3 +278,40 @@ func TestStringAttributes(t *testing.T) {
 		}
 	}
 }
+
+// The field numbers the reader names are onnx.proto's: checked against the
+// generated descriptors, so a renumbering (or a typo such as taking
+// AttributeProto's strings for its tensors) cannot pass.
+func TestFieldNumbersAreONNXs(t *testing.T) {
+	for _, tc := range []struct {
+		md   protoreflect.MessageDescriptor
+		num  protowire.Number
+		name protoreflect.Name
+	}{
+		{modelDesc, modelIRVersion, "ir_version"},
+		{modelDesc, modelProducerName, "producer_name"},
+		{modelDesc, modelProducerVersion, "producer_version"},
+		{modelDesc, modelDomain, "domain"},
+		{modelDesc, modelModelVersion, "model_version"},
+		{modelDesc, modelGraph, "graph"},
+		{modelDesc, modelOpsetImport, "opset_import"},
+		{modelDesc, modelMetadataProps, "metadata_props"},
+		{graphDesc, graphNode, "node"},
+		{graphDesc, graphName, "name"},
+		{graphDesc, graphInitializer, "initializer"},
+		{graphDesc, graphInput, "input"},
+		{graphDesc, graphOutput, "output"},
+		{graphDesc, graphSparseInitializer, "sparse_initializer"},
+		{tensorDesc, tensorName, "name"},
+		{tensorDesc, tensorRawData, "raw_data"},
+		{tensorDesc, tensorExternalData, "external_data"},
+		{tensorDesc, tensorDataLocation, "data_location"},
+		{sparseTensorDesc, sparseTensorValues, "values"},
+		{sparseTensorDesc, sparseTensorIndices, "indices"},
+	} {
+		fd := tc.md.Fields().ByNumber(tc.num)
+		if fd == nil || fd.Name() != tc.name {
+			t.Errorf("%s field %d is %v, the reader takes it for %s", tc.md.FullName(), tc.num, fd, tc.name)
+		}
+	}
+}
