@@ -41,6 +41,26 @@ ts=$("$venv/bin/python" -c 'import pytriton, os; print(os.path.join(os.path.dirn
 if [ ! -x "$ts/backends/python/triton_python_backend_stub" ]; then
   cp "$ts/python_backend_stubs/3.11/triton_python_backend_stub" "$ts/backends/python/"
 fi
+# Its version, from the server itself: started on an empty repository, asked (HTTP /v2), stopped.
+ts_version() {
+  local repo port pid v=""
+  repo=$(mktemp -d)
+  port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  PATH="$venv/bin:$PATH" LD_LIBRARY_PATH="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    "$ts/bin/tritonserver" --model-repository "$repo" --model-control-mode=explicit --backend-directory "$ts/backends" \
+    --cache-directory "$ts/caches" --allow-grpc false --allow-metrics false --http-address 127.0.0.1 --http-port "$port" \
+    --exit-timeout-secs 1 >"$cache/tritonserver-version.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    v=$(curl -fsS --max-time 1 "http://127.0.0.1:$port/v2" 2>/dev/null | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["version"])' 2>/dev/null) && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$repo"
+  [ -n "$v" ] || die "tritonserver did not start (see $cache/tritonserver-version.log): $(tail -1 "$cache/tritonserver-version.log")"
+  echo "$v"
+}
+tsver=$(ts_version)
 
 # --- perf_analyzer from the tritonclient 2.50.0 wheel (checksum pinned)
 pa_whl=tritonclient-2.50.0-py3-none-manylinux1_x86_64.whl
@@ -77,14 +97,14 @@ if ! go version -m "$(command -v versitygw 2>/dev/null || echo /nonexistent)" 2>
 fi
 
 # --- one line per peer, with its version
-"$venv/bin/python" - <<'PY'
+"$venv/bin/python" - "$tsver" <<'PY'
 from importlib.metadata import version
 import sys
 print("peer python        %s (venv)" % sys.version.split()[0])
 print("peer mlflow        %s (mlflow server, SQLite store)" % version("mlflow"))
 print("peer boto3         %s" % version("boto3"))
 print("peer tritonclient  %s (tritonclient.grpc)" % version("tritonclient"))
-print("peer tritonserver  2.51.0 (nvidia-pytriton %s, Python backend)" % version("nvidia-pytriton"))
+print("peer tritonserver  %s (nvidia-pytriton %s, Python backend)" % (sys.argv[1], version("nvidia-pytriton")))
 print("peer onnx          %s, onnxruntime %s" % (version("onnx"), version("onnxruntime")))
 print("peer exporters     skl2onnx %s (scikit-learn %s), onnxmltools %s (lightgbm %s, xgboost-cpu %s)" % (
     version("skl2onnx"), version("scikit-learn"), version("onnxmltools"), version("lightgbm"), version("xgboost-cpu")))
