@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,7 +27,7 @@ import (
 func Builtins() map[string]Backend {
 	return map[string]Backend{
 		"identity": BackendFunc(newIdentity),
-		"add_sub":  BackendFunc(newAddSub),
+		"add_sub":  addSubBackend{},
 		"sequence": BackendFunc(newSequenceModel),
 	}
 }
@@ -69,9 +70,43 @@ func (e *identity) Execute(_ context.Context, inputs []tensor.Tensor, outputs []
 
 func (e *identity) Close() error { return nil }
 
+// addSubBackend is the add_sub backend; like the Python models of NVIDIA's
+// add_sub examples, it auto-completes a config that lists no tensors.
+type addSubBackend struct{}
+
+func (addSubBackend) NewExecutor(ctx context.Context, inst Instance) (Executor, error) {
+	return newAddSub(ctx, inst)
+}
+
+// CompleteConfig adds INPUT0 and INPUT1 to a config without inputs, and
+// OUTPUT0 and OUTPUT1 to one without outputs, as NVIDIA's add_sub example
+// models (interop/triton/simple/1/model.py) do: TYPE_INT32 with dims [16],
+// or the datatype and dims of the first tensor on the other side when the
+// config has one (so that a TYPE_STRING model gets TYPE_STRING outputs).
+func (addSubBackend) CompleteConfig(cfg *inference.ModelConfig) {
+	dt, dims := inference.DataType_TYPE_INT32, []int64{16}
+	switch {
+	case len(cfg.Input) > 0:
+		dt, dims = cfg.Input[0].GetDataType(), cfg.Input[0].GetDims()
+	case len(cfg.Output) > 0:
+		dt, dims = cfg.Output[0].GetDataType(), cfg.Output[0].GetDims()
+	}
+	if len(cfg.Input) == 0 {
+		for _, n := range []string{"INPUT0", "INPUT1"} {
+			cfg.Input = append(cfg.Input, &inference.ModelInput{Name: n, DataType: dt, Dims: slices.Clone(dims)})
+		}
+	}
+	if len(cfg.Output) == 0 {
+		for _, n := range []string{"OUTPUT0", "OUTPUT1"} {
+			cfg.Output = append(cfg.Output, &inference.ModelOutput{Name: n, DataType: dt, Dims: slices.Clone(dims)})
+		}
+	}
+}
+
 type addSub struct {
-	in  [2]string
-	out [2]string // "" where the config has no such output
+	model string
+	in    [2]string
+	out   [2]string // "" where the config has no such output
 }
 
 func newAddSub(_ context.Context, inst Instance) (Executor, error) {
@@ -81,7 +116,7 @@ func newAddSub(_ context.Context, inst Instance) (Executor, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s' needs 2 inputs and 1 or 2 outputs, has %d and %d", cfg.GetName(), len(ins), len(outs))
 	}
 	dt := ins[0].GetDataType()
-	if d := tensor.FromConfig(dt); !d.Fixed() || d == tensor.FP16 || d == tensor.BF16 || d == tensor.Bool {
+	if d := tensor.FromConfig(dt); d != tensor.Bytes && (!d.Fixed() || d == tensor.FP16 || d == tensor.BF16 || d == tensor.Bool) {
 		return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s': datatype %s is not supported", cfg.GetName(), dt)
 	}
 	for _, io := range append([]*inference.ModelOutput{}, outs...) {
@@ -92,7 +127,7 @@ func newAddSub(_ context.Context, inst Instance) (Executor, error) {
 	if ins[1].GetDataType() != dt {
 		return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s': every tensor must be %s, input '%s' is %s", cfg.GetName(), dt, ins[1].GetName(), ins[1].GetDataType())
 	}
-	e := &addSub{in: [2]string{ins[0].GetName(), ins[1].GetName()}}
+	e := &addSub{model: cfg.GetName(), in: [2]string{ins[0].GetName(), ins[1].GetName()}}
 	for i, o := range outs {
 		e.out[i] = o.GetName()
 	}
@@ -111,7 +146,9 @@ func (e *addSub) Execute(_ context.Context, inputs []tensor.Tensor, outputs []st
 			b = t
 		}
 	}
-	if a.Name == "" || b.Name == "" || len(a.Data) != len(b.Data) {
+	na, errA := tensor.ElementCount(a.Shape)
+	nb, errB := tensor.ElementCount(b.Shape)
+	if a.Name == "" || b.Name == "" || errA != nil || errB != nil || na != nb {
 		return nil, status.Errorf(codes.InvalidArgument, "add_sub: inputs '%s' and '%s' must have the same shape", e.in[0], e.in[1])
 	}
 	var sum, diff tensor.Tensor
@@ -137,6 +174,8 @@ func (e *addSub) Execute(_ context.Context, inputs []tensor.Tensor, outputs []st
 		sum, diff, err = addSubOf[float32](a, b)
 	case tensor.FP64:
 		sum, diff, err = addSubOf[float64](a, b)
+	case tensor.Bytes:
+		sum, diff, err = e.addSubStrings(a, b)
 	default:
 		err = fmt.Errorf("add_sub: datatype %s is not supported", a.DataType)
 	}
@@ -333,6 +372,51 @@ func addSubOf[T number](a, b tensor.Tensor) (tensor.Tensor, tensor.Tensor, error
 		d[i] = x[i] - y[i]
 	}
 	return tensor.Of("", a.Shape, s), tensor.Of("", a.Shape, d), nil
+}
+
+// addSubStrings is add_sub on BYTES, as Triton's simple_string example model
+// (interop/triton/simple/1/model.py): each element is a decimal number, read
+// as an int32; the sums and differences, computed in int32 (wrapping, as
+// numpy does), are written back as decimal strings.
+func (e *addSub) addSubStrings(a, b tensor.Tensor) (tensor.Tensor, tensor.Tensor, error) {
+	x, err := e.decimals(a)
+	if err != nil {
+		return tensor.Tensor{}, tensor.Tensor{}, err
+	}
+	y, err := e.decimals(b)
+	if err != nil {
+		return tensor.Tensor{}, tensor.Tensor{}, err
+	}
+	s := make([]string, len(x))
+	d := make([]string, len(x))
+	for i := range x {
+		s[i] = strconv.FormatInt(int64(x[i]+y[i]), 10)
+		d[i] = strconv.FormatInt(int64(x[i]-y[i]), 10)
+	}
+	return tensor.OfStrings("", a.Shape, s), tensor.OfStrings("", a.Shape, d), nil
+}
+
+// decimals reads a BYTES tensor's elements as base-10 int32 numbers (an
+// optional sign, digits; surrounding white space is ignored, as Python's
+// int() ignores it).
+func (e *addSub) decimals(t tensor.Tensor) ([]int32, error) {
+	elems, err := tensor.DecodeBytes(t.Data)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s': input '%s': %v", e.model, t.Name, err)
+	}
+	out := make([]int32, len(elems))
+	for i, el := range elems {
+		v, err := strconv.ParseInt(strings.TrimSpace(string(el)), 10, 32)
+		if err != nil {
+			why := "is not a base-10 number"
+			if errors.Is(err, strconv.ErrRange) {
+				why = "is out of the range of an int32"
+			}
+			return nil, status.Errorf(codes.InvalidArgument, "add_sub model '%s': element %d of input '%s' (%q) %s", e.model, i, t.Name, el, why)
+		}
+		out[i] = int32(v)
+	}
+	return out, nil
 }
 
 // Fault injection, set through a model's config parameters (for any backend):

@@ -49,3 +49,15 @@ type BackendFunc func(ctx context.Context, inst Instance) (Executor, error)
 func (f BackendFunc) NewExecutor(ctx context.Context, inst Instance) (Executor, error) {
 	return f(ctx, inst)
 }
+
+// ConfigCompleter is a Backend that fills in the configs of its models, as
+// Triton's backends auto-complete theirs (the Python backend's
+// auto_complete_config): CompleteConfig gets the config that
+// config.pbtxt or a load's override gives, with the backend fields filled
+// and normalized, before it is completed and validated for each version. It
+// is not called when auto-complete is disabled
+// (--disable-auto-complete-config).
+type ConfigCompleter interface {
+	Backend
+	CompleteConfig(cfg *inference.ModelConfig)
+}

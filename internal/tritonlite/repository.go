@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -132,7 +133,14 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 	if ov != nil && ov.files != nil {
 		d, err := writeOverrideFiles(name, ov.files)
 		if err != nil {
-			return err
+			r.forgetIfUnknown(name)
+			if _, ok := status.FromError(err); ok {
+				return err // a file parameter Triton refuses, in its words
+			}
+			// A file that cannot be written (a name over NAME_MAX): Triton's
+			// later releases fail the poll (2.51 aborts).
+			log.Warn("failed to poll model: writing the load request's files", "error", err)
+			return pollFailed(name)
 		}
 		newOverride, dirPath = d, d
 	} else if ms.overrideDir != "" {
@@ -156,12 +164,15 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 		return pollFail("poll failed for model directory", "error", err)
 	}
 	if ov != nil && ov.config != nil {
-		dir.Config = &pbtxt.Source{File: "config override", Config: ov.config}
+		dir.Config = &pbtxt.Source{File: "config override", Config: r.overrideBackend(dir, ov.config)}
 	}
 	prep, ps := pbtxt.Prepare(dir, r.s.opts.Config)
 	if len(ps) > 0 {
 		r.notePollFailure(name, fingerprint)
 		return pollFail("poll failed for model directory", "error", ps[0].Msg)
+	}
+	if c, ok := r.s.opts.Backends[prep.Config.GetBackend()].(ConfigCompleter); ok && !r.s.opts.Config.NoAutofill {
+		c.CompleteConfig(prep.Config)
 	}
 	if len(prep.Versions) == 0 {
 		if newOverride != "" {
@@ -306,6 +317,25 @@ func (r *repository) load(ctx context.Context, name string, ov *loadOverride) er
 	}
 	log.Info("loaded model", "versions", prep.Versions)
 	return nil
+}
+
+// overrideBackend is the config a load's override config gives. Triton
+// takes the backend of an override that names neither a backend nor a
+// platform from the model's files (model.py: python), but a builtin model
+// has no file: when the files name no backend either, the backend of the
+// model's config.pbtxt is kept.
+func (r *repository) overrideBackend(dir *pbtxt.ModelDir, cfg *inference.ModelConfig) *inference.ModelConfig {
+	if cfg.GetBackend() != "" || cfg.GetPlatform() != "" || dir.Config == nil || dir.Config.Config.GetBackend() == "" {
+		return cfg
+	}
+	trial := *dir
+	trial.Config = &pbtxt.Source{File: "config override", Config: cfg}
+	if _, ps := pbtxt.Prepare(&trial, r.s.opts.Config); len(ps) != 1 || ps[0].Path != "backend" {
+		return cfg // the files determine the backend (or the config fails for another reason)
+	}
+	cfg = proto.Clone(cfg).(*inference.ModelConfig)
+	cfg.Backend = dir.Config.Config.GetBackend()
+	return cfg
 }
 
 // loadThreads is how many versions of a model load at once (Triton's
@@ -736,11 +766,14 @@ func fingerprintDir(dir string) string {
 }
 
 // writeOverrideFiles writes a load request's files into a fresh directory
-// laid out as <tmp>/<model>/..., refusing paths that leave it.
+// laid out as <tmp>/<model>/..., refusing paths that leave it. A file
+// parameter Triton refuses is an INVALID_ARGUMENT status with Triton's
+// message; a file that cannot be written (a name over NAME_MAX) a plain
+// error. On error nothing is left behind.
 func writeOverrideFiles(name string, files map[string][]byte) (string, error) {
 	root, err := os.MkdirTemp("", "tritonlite-override-")
 	if err != nil {
-		return "", status.Error(codes.Internal, err.Error())
+		return "", err
 	}
 	dir := filepath.Join(root, name)
 	for rel, data := range files {
@@ -752,11 +785,14 @@ func writeOverrideFiles(name string, files map[string][]byte) (string, error) {
 		p := filepath.Join(dir, clean)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			os.RemoveAll(root)
-			return "", status.Errorf(codes.InvalidArgument, "Invalid file parameter 'file:%s', directory has been created as a file", rel)
+			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+				return "", status.Errorf(codes.InvalidArgument, "Invalid file parameter 'file:%s', directory has been created as a file", rel)
+			}
+			return "", fmt.Errorf("file parameter 'file:%s': %w", rel, err)
 		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			os.RemoveAll(root)
-			return "", status.Error(codes.Internal, err.Error())
+			return "", fmt.Errorf("file parameter 'file:%s': %w", rel, err)
 		}
 	}
 	return dir, nil

@@ -258,10 +258,15 @@ func (s *Server) ServerReady(context.Context, *inference.ServerReadyRequest) (*i
 	return &inference.ServerReadyResponse{Ready: s.ready()}, nil
 }
 
+// serverName is the name ServerMetadata answers: Triton's own, "triton", as
+// clients check it (NVIDIA's simple_grpc_health_metadata example refuses any
+// other). The version is tritonlite's (Options.Version).
+const serverName = "triton"
+
 // ServerMetadata names the server and the protocol extensions it supports.
 func (s *Server) ServerMetadata(context.Context, *inference.ServerMetadataRequest) (*inference.ServerMetadataResponse, error) {
 	return &inference.ServerMetadataResponse{
-		Name:    "tritonlite",
+		Name:    serverName,
 		Version: s.opts.Version,
 		Extensions: []string{
 			"sequence", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
@@ -520,13 +525,22 @@ func (p *submitted) finish() (*inference.ModelInferResponse, bool, error) {
 
 // ModelStreamInfer runs each request of the stream as it arrives and streams
 // back the responses (errors as responses with error_message, as Triton
-// does; the stream stays open).
+// does; the stream stays open). The responses of a sequence keep its order.
 func (s *Server) ModelStreamInfer(stream inference.GRPCInferenceService_ModelStreamInferServer) error {
 	ctx := stream.Context()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var sendMu sync.Mutex
 	var sendErr atomic.Value
+	// The responses of a sequence go out in the order its requests ran, as
+	// Triton sends them (NVIDIA's sequence stream example relies on it):
+	// each waits until the one of the sequence's previous request is sent.
+	type seqKey struct {
+		v  *version
+		id seqID
+	}
+	var lastMu sync.Mutex
+	lastSent := map[seqKey]chan struct{}{} // closed once that request's response is sent
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -541,9 +555,28 @@ func (s *Server) ModelStreamInfer(stream inference.GRPCInferenceService_ModelStr
 		// Submitted here, in the order of the stream; run and answered
 		// concurrently.
 		p, submitErr := s.submit(ctx, req)
+		var after <-chan struct{}
+		var sent chan struct{}
+		var key seqKey
+		if submitErr == nil && p.v.seq != nil && !p.r.seq.id.none() {
+			key, sent = seqKey{p.v, p.r.seq.id}, make(chan struct{})
+			lastMu.Lock()
+			after, lastSent[key] = lastSent[key], sent
+			lastMu.Unlock()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if sent != nil {
+				defer func() {
+					close(sent)
+					lastMu.Lock()
+					if lastSent[key] == sent {
+						delete(lastSent, key)
+					}
+					lastMu.Unlock()
+				}()
+			}
 			out := &inference.ModelStreamInferResponse{}
 			var resp *inference.ModelInferResponse
 			issued, err := false, submitErr
@@ -565,6 +598,9 @@ func (s *Server) ModelStreamInfer(stream inference.GRPCInferenceService_ModelStr
 			default:
 				out.InferResponse = resp
 				setFinalResponse(resp)
+			}
+			if after != nil {
+				<-after
 			}
 			sendMu.Lock()
 			defer sendMu.Unlock()

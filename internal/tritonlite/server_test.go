@@ -416,7 +416,7 @@ func TestFailedLoadIsolated(t *testing.T) {
 	repo := t.TempDir()
 	writeModel(t, repo, "ident", identityFP32)
 	writeModel(t, repo, "broken", `name: "broken" backend: "add_sub" max_batch_size: 0
-input [ { name: "A" data_type: TYPE_STRING dims: [ 1 ] }, { name: "B" data_type: TYPE_STRING dims: [ 1 ] } ] output [ { name: "C" data_type: TYPE_STRING dims: [ 1 ] } ]`)
+input [ { name: "A" data_type: TYPE_BOOL dims: [ 1 ] }, { name: "B" data_type: TYPE_BOOL dims: [ 1 ] } ] output [ { name: "C" data_type: TYPE_BOOL dims: [ 1 ] } ]`)
 	writeModel(t, repo, "nobackend", `name: "nobackend" backend: "tensorflow_magic" input [ { name: "A" data_type: TYPE_FP32 dims: [ 1 ] } ]`)
 	writeModel(t, repo, "badconfig", `name: "badconfig" backend: "identity" max_batch_size: -3`)
 	h := start(t, repo, tritonlite.ModeNone)
@@ -426,7 +426,7 @@ input [ { name: "A" data_type: TYPE_STRING dims: [ 1 ] }, { name: "B" data_type:
 	for _, m := range idx.Models {
 		got[m.Name] = m
 	}
-	if m := got["broken"]; m.State != "UNAVAILABLE" || !strings.HasPrefix(m.Reason, "Invalid argument: add_sub model 'broken': datatype TYPE_STRING is not supported") {
+	if m := got["broken"]; m.State != "UNAVAILABLE" || !strings.HasPrefix(m.Reason, "Invalid argument: add_sub model 'broken': datatype TYPE_BOOL is not supported") {
 		t.Errorf("broken: %v", m)
 	}
 	if m := got["nobackend"]; m.State != "UNAVAILABLE" || m.Reason != "Invalid argument: unable to find backend library for backend 'tensorflow_magic', try specifying runtime on the model configuration." {

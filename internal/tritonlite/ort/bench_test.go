@@ -2,6 +2,7 @@ package ort
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tritongate/tritongate/internal/onnxmodel"
 	"github.com/tritongate/tritongate/internal/onnxmodel/onnxtest"
 	"github.com/tritongate/tritongate/internal/pbtxt"
 	"github.com/tritongate/tritongate/internal/tensor"
@@ -84,6 +86,38 @@ func BenchmarkDynamicBatching(b *testing.B) {
 			st, _ := s.Client.ModelStatistics(context.Background(), &inference.ModelStatisticsRequest{Name: "m"})
 			if ms := st.GetModelStats(); len(ms) > 0 && ms[0].ExecutionCount > 0 {
 				b.ReportMetric(float64(ms[0].InferenceCount)/float64(ms[0].ExecutionCount), "rows/exec")
+			}
+		})
+	}
+}
+
+// BenchmarkExecute measures one execution of a Relu on a [1,n] FP32 input
+// straight through the executor, for a small and a large output: the cost
+// of tritonlite's part (inputs and outputs in and out of ONNX Runtime, which
+// allocates the outputs) next to ORT's own.
+func BenchmarkExecute(b *testing.B) {
+	initORT(b)
+	for _, n := range []int{16, 1024, 65536} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "relu.onnx")
+			onnxtest.Write(b, path, onnxtest.Model(
+				[]*onnx.ValueInfoProto{onnxtest.Tensor("x", onnx.TensorProto_FLOAT, "N", n)},
+				[]*onnx.ValueInfoProto{onnxtest.Tensor("y", onnx.TensorProto_FLOAT, "N", n)},
+				&onnx.NodeProto{OpType: new("Relu"), Input: []string{"x"}, Output: []string{"y"}}))
+			sig, err := onnxmodel.Inspect(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ex, err := Backend{}.NewExecutor(context.Background(), tritonlite.Instance{Config: &inference.ModelConfig{}, ModelPath: path, Signature: sig})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ex.Close()
+			x, _ := tensor.Random("x", tensor.FP32, []int64{1, int64(n)}, rand.New(rand.NewPCG(1, 1)))
+			for b.Loop() {
+				if _, err := ex.Execute(context.Background(), []tensor.Tensor{x}, []string{"y"}); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -168,27 +168,35 @@ func (e *executor) Execute(_ context.Context, inputs []tensor.Tensor, outputs []
 		}
 		ins[i] = val
 	}
-	// Pre-allocate every output whose shape is known before running: all of
-	// them where possible, and necessarily the ones onnxruntime_go cannot
-	// allocate itself (rank 0; FP16/BF16, which it sizes one byte per element).
+	// ONNX Runtime allocates the outputs, as in Triton's backend: a model's
+	// declared output shape is not always the one ORT produces (onnxmltools'
+	// LightGBM label output declares [1] for a batch of N), and ORT refuses a
+	// pre-allocated output of another shape. Only the outputs onnxruntime_go
+	// cannot take from ORT are pre-allocated from the declared shape: rank 0
+	// (it wraps no scalar) and FP16/BF16 (it sizes them one byte per element).
 	outs := make([]ortgo.Value, len(e.sig.Outputs))
 	defer destroyAll(outs)
+	var prealloc []string
 	for i, v := range e.sig.Outputs {
-		shape, ok := knownShape(v, batch, symbols)
 		dt := tensor.FromONNX(v.ElemType)
-		if !ok {
-			if dt == tensor.FP16 || dt == tensor.BF16 {
-				return nil, fmt.Errorf("output '%s': %s outputs whose shape depends on the data are not supported (onnxruntime_go cannot allocate them)", v.Name, dt)
-			}
+		if !mustPreallocate(v, dt) {
 			continue
+		}
+		shape, ok := knownShape(v, batch, symbols)
+		if !ok {
+			return nil, fmt.Errorf("output '%s': %s outputs whose shape depends on the data are not supported (onnxruntime_go cannot allocate them)", v.Name, dt)
 		}
 		val, err := newOutput(dt, shape)
 		if err != nil {
 			return nil, fmt.Errorf("output '%s': %w", v.Name, err)
 		}
 		outs[i] = val
+		prealloc = append(prealloc, fmt.Sprintf("'%s' %v", v.Name, shape))
 	}
 	if err := e.session.Run(ins, outs); err != nil {
+		if len(prealloc) > 0 {
+			return nil, fmt.Errorf("onnx runtime error: %w (outputs allocated from the model's declared shapes, as onnxruntime_go cannot allocate rank-0 and FP16/BF16 outputs: %s)", err, strings.Join(prealloc, ", "))
+		}
 		return nil, fmt.Errorf("onnx runtime error: %w", err)
 	}
 	result := make([]tensor.Tensor, len(outputs))
@@ -217,6 +225,13 @@ func tensorElements(t tensor.Tensor) int64 {
 		return -1
 	}
 	return n
+}
+
+// mustPreallocate reports whether an output has to be allocated before
+// running because onnxruntime_go cannot wrap what ORT allocates for it: a
+// declared rank-0 output, and FP16/BF16 outputs.
+func mustPreallocate(v onnxmodel.Value, dt tensor.DataType) bool {
+	return (v.HasShape && len(v.Dims) == 0) || dt == tensor.FP16 || dt == tensor.BF16
 }
 
 // knownShape resolves a model output's shape before running: fixed dims as
@@ -348,72 +363,48 @@ func toORT(t tensor.Tensor) (ortgo.Value, error) {
 	return nil, fmt.Errorf("datatype %s is not supported by ONNX Runtime", t.DataType)
 }
 
-// newOutput pre-allocates an output of a known shape.
+// newOutput pre-allocates an output of a known shape: a scalar, or an
+// FP16/BF16 tensor (the outputs mustPreallocate selects).
 func newOutput(dt tensor.DataType, shape []int64) (ortgo.Value, error) {
-	if len(shape) == 0 {
-		switch dt {
-		case tensor.Bool:
-			return ortgo.NewEmptyScalar[bool]()
-		case tensor.Uint8:
-			return ortgo.NewEmptyScalar[uint8]()
-		case tensor.Uint16:
-			return ortgo.NewEmptyScalar[uint16]()
-		case tensor.Uint32:
-			return ortgo.NewEmptyScalar[uint32]()
-		case tensor.Uint64:
-			return ortgo.NewEmptyScalar[uint64]()
-		case tensor.Int8:
-			return ortgo.NewEmptyScalar[int8]()
-		case tensor.Int16:
-			return ortgo.NewEmptyScalar[int16]()
-		case tensor.Int32:
-			return ortgo.NewEmptyScalar[int32]()
-		case tensor.Int64:
-			return ortgo.NewEmptyScalar[int64]()
-		case tensor.FP32:
-			return ortgo.NewEmptyScalar[float32]()
-		case tensor.FP64:
-			return ortgo.NewEmptyScalar[float64]()
-		}
-		return nil, fmt.Errorf("scalar %s outputs are not supported here", dt)
-	}
-	s := ortgo.Shape(shape)
-	switch dt {
-	case tensor.Bool:
-		return ortgo.NewEmptyTensor[bool](s)
-	case tensor.Uint8:
-		return ortgo.NewEmptyTensor[uint8](s)
-	case tensor.Uint16:
-		return ortgo.NewEmptyTensor[uint16](s)
-	case tensor.Uint32:
-		return ortgo.NewEmptyTensor[uint32](s)
-	case tensor.Uint64:
-		return ortgo.NewEmptyTensor[uint64](s)
-	case tensor.Int8:
-		return ortgo.NewEmptyTensor[int8](s)
-	case tensor.Int16:
-		return ortgo.NewEmptyTensor[int16](s)
-	case tensor.Int32:
-		return ortgo.NewEmptyTensor[int32](s)
-	case tensor.Int64:
-		return ortgo.NewEmptyTensor[int64](s)
-	case tensor.FP32:
-		return ortgo.NewEmptyTensor[float32](s)
-	case tensor.FP64:
-		return ortgo.NewEmptyTensor[float64](s)
-	case tensor.FP16, tensor.BF16:
+	switch {
+	case dt == tensor.FP16 || dt == tensor.BF16:
 		n, err := tensor.ElementCount(shape)
-		if err != nil || n == 0 {
+		if len(shape) == 0 || err != nil || n == 0 {
 			return nil, fmt.Errorf("cannot allocate %s output of shape %v", dt, shape)
 		}
 		et := ortgo.TensorElementDataType(ortgo.TensorElementDataTypeFloat16)
 		if dt == tensor.BF16 {
 			et = ortgo.TensorElementDataTypeBFloat16
 		}
-		return ortgo.NewCustomDataTensor(s, make([]byte, 2*n), et)
+		return ortgo.NewCustomDataTensor(ortgo.Shape(shape), make([]byte, 2*n), et)
+	case len(shape) != 0:
+		return nil, fmt.Errorf("internal error: %s output of shape %v is left to ONNX Runtime to allocate", dt, shape)
 	}
-	// BYTES outputs are left to ONNX Runtime to allocate.
-	return nil, nil
+	switch dt {
+	case tensor.Bool:
+		return ortgo.NewEmptyScalar[bool]()
+	case tensor.Uint8:
+		return ortgo.NewEmptyScalar[uint8]()
+	case tensor.Uint16:
+		return ortgo.NewEmptyScalar[uint16]()
+	case tensor.Uint32:
+		return ortgo.NewEmptyScalar[uint32]()
+	case tensor.Uint64:
+		return ortgo.NewEmptyScalar[uint64]()
+	case tensor.Int8:
+		return ortgo.NewEmptyScalar[int8]()
+	case tensor.Int16:
+		return ortgo.NewEmptyScalar[int16]()
+	case tensor.Int32:
+		return ortgo.NewEmptyScalar[int32]()
+	case tensor.Int64:
+		return ortgo.NewEmptyScalar[int64]()
+	case tensor.FP32:
+		return ortgo.NewEmptyScalar[float32]()
+	case tensor.FP64:
+		return ortgo.NewEmptyScalar[float64]()
+	}
+	return nil, fmt.Errorf("scalar %s outputs are not supported here", dt)
 }
 
 // fromORT converts an ONNX Runtime value to a tensor (copying the data).
