@@ -238,19 +238,20 @@ var gatewayExceptions = map[string]exception{
 	"load_model.bad_config":      {"UNIMPLEMENTED", "the syncer of each pool", "", "RepositoryModelLoad: the gateway does not load models, each pool's syncer does (server.go modelControl)"},
 	"load_model":                 {"UNIMPLEMENTED", "the syncer of each pool", "", "RepositoryModelLoad: the gateway does not load models, each pool's syncer does (server.go modelControl)"},
 	"unload_model":               {"UNIMPLEMENTED", "the syncer of each pool", "", "RepositoryModelUnload: the gateway does not unload models, each pool's syncer does (server.go modelControlUnload)"},
-	// Per-server settings and shared memory: a gateway in front of pools has
-	// no one server's log or trace settings to report, and its clients share
-	// no memory with the backends. tritonlite does not implement them either
-	// (both answer UNIMPLEMENTED; the messages are each server's own).
-	"get_log_settings":                {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "LogSettings is per server: not served by the gateway"},
-	"update_log_settings":             {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "LogSettings is per server: not served by the gateway"},
-	"get_trace_settings":              {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "TraceSetting is per server: not served by the gateway"},
-	"update_trace_settings":           {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "TraceSetting is per server: not served by the gateway"},
-	"get_system_shared_memory_status": {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "shared memory needs the client on the backend's host: not served by the gateway"},
-	"register_system_shared_memory":   {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "shared memory needs the client on the backend's host: not served by the gateway"},
-	"unregister_system_shared_memory": {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "shared memory needs the client on the backend's host: not served by the gateway"},
-	"get_cuda_shared_memory_status":   {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "shared memory needs the client on the backend's host: not served by the gateway"},
-	"unregister_cuda_shared_memory":   {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "shared memory needs the client on the backend's host: not served by the gateway"},
+	// Per-server settings: a gateway in front of pools has no one server's
+	// log or trace settings to report. tritonlite does not implement them
+	// either (both answer UNIMPLEMENTED; the messages are each server's own).
+	"get_log_settings":      {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "LogSettings is per server: not served by the gateway"},
+	"update_log_settings":   {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "LogSettings is per server: not served by the gateway"},
+	"get_trace_settings":    {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "TraceSetting is per server: not served by the gateway"},
+	"update_trace_settings": {"UNIMPLEMENTED", "", "UNIMPLEMENTED", "TraceSetting is per server: not served by the gateway"},
+	// Shared memory: the gateway's clients share no memory with the
+	// backends. Status and unregister answer as Triton (and tritonlite) do
+	// with no region registered, so they are compared like any call;
+	// register is refused. Directly, tritonlite answers as Triton does for
+	// a key no region exists for.
+	"register_system_shared_memory": {"UNIMPLEMENTED", "the gateway does not support system shared memory", "INTERNAL",
+		"shared memory needs the client on the backend's host: not served by the gateway (docs/gateway.md)"},
 }
 
 // exceptionFor returns the exception of a call, if any: by the call's name
