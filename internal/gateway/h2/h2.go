@@ -86,6 +86,29 @@ type wconn struct {
 	queued      bool
 	werr        error
 	drainClose  bool // half-close once everything is written
+	// streamFrames counts HEADERS and DATA written (the server's ping
+	// policy: pings between them are keepalive, not a flood).
+	streamFrames uint64
+	// ctrlQueued counts the control frames written in answer to the peer
+	// (PING and SETTINGS acknowledgements) since the output was last
+	// written out whole: a peer that sends them and never reads cannot
+	// make the queue grow without bound.
+	ctrlQueued int
+}
+
+// maxQueuedControlFrames is how many answers to control frames may wait to
+// be written (Go's http2 server's limit).
+const maxQueuedControlFrames = 10000
+
+// queueControl accounts for one control-frame answer (w.mu held); false
+// means the peer has not been reading them and the connection is closed.
+func (w *wconn) queueControl() bool {
+	w.ctrlQueued++
+	if w.ctrlQueued > maxQueuedControlFrames {
+		w.failWrite(fmt.Errorf("peer is not reading: %d control frames waiting to be written", w.ctrlQueued))
+		return false
+	}
+	return true
 }
 
 var errWriteClosed = errors.New("connection closing")
@@ -149,6 +172,7 @@ func (w *wconn) flushLocked() {
 		}
 		if n == len(w.out.b) {
 			w.out.b = w.out.b[:0]
+			w.ctrlQueued = 0
 			w.maybeHalfClose()
 			return
 		}
@@ -177,6 +201,7 @@ func (w *wconn) writeLoop() {
 			w.mu.Lock()
 			if w.werr != nil || len(w.out.b) == 0 {
 				w.writing = 0
+				w.ctrlQueued = 0
 				w.maybeHalfClose()
 				failed := w.werr != nil
 				w.mu.Unlock()
@@ -256,6 +281,7 @@ func (w *wconn) writeHeaders(id uint32, fields []hpack.HeaderField, end bool) {
 		first = block[:w.maxFrame]
 	}
 	rest := block[len(first):]
+	w.streamFrames++
 	w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(rest) == 0})
 	for len(rest) > 0 {
 		n := min(len(rest), w.maxFrame)

@@ -285,6 +285,37 @@ type ServerConn struct {
 	// discarded (RFC 9113 §5.1), not taken for a protocol error.
 	reset     [64]uint32
 	resetNext int
+	// The ping policy (grpc-go's server's, whose defaults Triton's grpc
+	// core shares): pings closer than pingMinTime apart (pingNoStreamTime
+	// with no stream open), with no HEADERS or DATA sent between them,
+	// are strikes; more than maxPingStrikes end the connection with
+	// GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+	pingStrikes    int
+	lastPingAt     time.Time
+	pingFramesMark uint64 // streamFrames at the last ping
+}
+
+const (
+	pingMinTime      = 5 * time.Minute
+	pingNoStreamTime = 2 * time.Hour
+	maxPingStrikes   = 2
+)
+
+// pingPolicy judges a PING from the client (c.mu held); false: too many.
+func (c *ServerConn) pingPolicy(now time.Time) bool {
+	defer func() { c.lastPingAt, c.pingFramesMark = now, c.streamFrames }()
+	if c.streamFrames != c.pingFramesMark {
+		c.pingStrikes = 0 // the server has sent since: a keepalive
+		return true
+	}
+	min := pingMinTime
+	if len(c.streams) == 0 {
+		min = pingNoStreamTime
+	}
+	if !c.lastPingAt.IsZero() && now.Sub(c.lastPingAt) < min {
+		c.pingStrikes++
+	}
+	return c.pingStrikes <= maxPingStrikes
 }
 
 // noteReset records a stream this side reset (c.mu held).
@@ -496,6 +527,7 @@ func (c *ServerConn) sendData(s *ServerStream, p []byte) int {
 			break
 		}
 		c.fr.WriteData(s.id, false, p[sent:sent+n])
+		c.streamFrames++
 		sent += n
 		c.connWindow -= int64(n)
 		s.window -= int64(n)
@@ -658,6 +690,10 @@ func (c *ServerConn) serve() {
 				c.connError(http2.ErrCodeProtocol, err.Error())
 				return
 			}
+			if !c.queueControl() {
+				c.mu.Unlock()
+				return
+			}
 			c.fr.WriteSettingsAck()
 			c.unblock()
 			c.done(b)
@@ -689,10 +725,22 @@ func (c *ServerConn) serve() {
 			c.mu.Lock()
 			if f.IsAck() {
 				c.pingSent = time.Time{}
-			} else {
-				c.fr.WritePing(true, f.Data)
-				c.done(b)
+				c.mu.Unlock()
+				continue
 			}
+			if !c.pingPolicy(time.Now()) {
+				c.fr.WriteGoAway(c.lastID, http2.ErrCodeEnhanceYourCalm, []byte("too_many_pings"))
+				c.done(nil)
+				c.closeWhenWritten()
+				c.mu.Unlock()
+				return
+			}
+			if !c.queueControl() {
+				c.mu.Unlock()
+				return
+			}
+			c.fr.WritePing(true, f.Data)
+			c.done(b)
 			c.mu.Unlock()
 		case *http2.GoAwayFrame:
 			// The client opens no more streams: close once these finish.
