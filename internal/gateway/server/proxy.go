@@ -93,11 +93,13 @@ func retriable(err error) bool {
 // modelInfer is the unary inference handler.
 func (s *Server) modelInfer(ctx context.Context, in *rawMsg) (any, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	return s.infer(ctx, in, md)
+	req, err := scanRequest(in.b)
+	return s.infer(ctx, in, req, err, md)
 }
 
-// infer routes one request and returns the backend's response bytes.
-func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg, error) {
+// infer routes one request (req and scanErr: what scanRequest read of in)
+// and returns the backend's response bytes.
+func (s *Server) infer(ctx context.Context, in *rawMsg, req *inferRequest, scanErr error, md metadata.MD) (*rawMsg, error) {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
 	s.m.inFlight.Inc()
@@ -106,10 +108,9 @@ func (s *Server) infer(ctx context.Context, in *rawMsg, md metadata.MD) (*rawMsg
 	st := s.acquire()
 	defer st.release()
 
-	req, err := scanRequest(in.b)
-	if err != nil {
+	if scanErr != nil {
 		s.m.invalid.WithLabelValues("malformed").Inc()
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, status.Error(codes.InvalidArgument, scanErr.Error())
 	}
 	rt, ok := st.table.Lookup(req.model)
 	if !ok {
@@ -312,7 +313,7 @@ func (s *Server) modelStreamInfer(_ any, stream grpc.ServerStream) error {
 		// The requests of one sequence are sent in the order they came,
 		// each once the one before it is answered, as Triton's stream
 		// handler issues them; other requests run at once.
-		req, _ := scanRequest(in.b)
+		req, scanErr := scanRequest(in.b)
 		var prev, done chan struct{}
 		if req != nil && req.seqID != "" {
 			prev, done = order.next(seqKey(req.model, req.seqID))
@@ -331,7 +332,7 @@ func (s *Server) modelStreamInfer(_ any, stream grpc.ServerStream) error {
 				}
 			}
 			var out any
-			resp, err := s.infer(ctx, in, md)
+			resp, err := s.infer(ctx, in, req, scanErr, md)
 			if err != nil {
 				// As Triton answers a request of a stream that it could not
 				// issue (unknown model, a request the config refuses): the
