@@ -340,14 +340,7 @@ func (p *parser) field(fd protoreflect.FieldDescriptor, typ protowire.Type, end 
 				}
 				return p.endTensor(&ts)
 			}
-			if *tensors == nil {
-				*tensors = map[protowire.Number]*tensorState{}
-			}
-			ts := (*tensors)[fd.Number()]
-			if ts == nil {
-				ts = &tensorState{}
-				(*tensors)[fd.Number()] = ts
-			}
+			ts := merged(tensors, fd.Number())
 			return p.tensor(sub, depth+1, ts)
 		case sparseTensorDesc.FullName():
 			if fd.IsList() {
@@ -357,14 +350,7 @@ func (p *parser) field(fd protoreflect.FieldDescriptor, typ protowire.Type, end 
 				}
 				return p.endSparse(&ss)
 			}
-			if *sparse == nil {
-				*sparse = map[protowire.Number]*sparseState{}
-			}
-			ss := (*sparse)[fd.Number()]
-			if ss == nil {
-				ss = &sparseState{}
-				(*sparse)[fd.Number()] = ss
-			}
+			ss := merged(sparse, fd.Number())
 			return p.sparseTensor(sub, depth+1, ss)
 		}
 		return p.walk(fd.Message(), sub, depth+1, nil)
@@ -374,6 +360,20 @@ func (p *parser) field(fd protoreflect.FieldDescriptor, typ protowire.Type, end 
 		return p.packed(fd, end)
 	}
 	return p.w.skipField(fd.Number(), typ, end, depth)
+}
+
+// merged is the state of singular field num of a message, made on its first
+// occurrence: later occurrences merge into it, as protobuf merges them.
+func merged[T any](states *map[protowire.Number]*T, num protowire.Number) *T {
+	if *states == nil {
+		*states = map[protowire.Number]*T{}
+	}
+	st := (*states)[num]
+	if st == nil {
+		st = new(T)
+		(*states)[num] = st
+	}
+	return st
 }
 
 // packed checks the elements of a packed repeated scalar field, as
