@@ -79,11 +79,12 @@ output [ { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 1 ] } ]
 		}
 		cancel()
 	}
+	routes := []string{"simple", "notloaded", "fails"}
 	targets := []struct{ name, addr, behind string }{
 		{"triton", tr.GRPC, ""},
 		{"tritonlite", lite, ""},
-		{"gateway→triton", startGatewayRoutes(t, env, tr.GRPC, "simple", "notloaded", "fails"), "triton"},
-		{"gateway→tritonlite", startGatewayRoutes(t, env, lite, "simple", "notloaded", "fails"), "tritonlite"},
+		{"gateway→triton", runGateway(t, env, tr.GRPC, "", routes, routes[:1]), "triton"},
+		{"gateway→tritonlite", runGateway(t, env, lite, "", routes, routes[:1]), "tritonlite"},
 	}
 
 	i32 := func(n int) []byte { return make([]byte, 4*n) }
@@ -257,28 +258,4 @@ output [ { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 1 ] } ]
 			}
 		}
 	}
-}
-
-// startGatewayRoutes runs bin/gateway with one pool (backend) and routes
-// for models, and waits until it sees the first one ready.
-func startGatewayRoutes(t *testing.T, env *peers.Env, backend string, models ...string) string {
-	t.Helper()
-	port, metrics := peers.FreePort(t), peers.FreePort(t)
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\nmetrics_listen: %s\npools:\n  - name: triton\n    endpoints: [%q]\nroutes:\n", peers.Addr(port), peers.Addr(metrics), backend)
-	for _, m := range models {
-		fmt.Fprintf(&b, "  - {model: %s, pool: triton}\n", m)
-	}
-	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := env.Start(t, "gateway", nil, "", env.BinPath("gateway"), "--config", cfg)
-	addr := peers.Addr(port)
-	peers.WaitTCP(t, p, addr, 30*time.Second)
-	waitFor(t, p, addr, func(c inference.GRPCInferenceServiceClient) bool {
-		r, err := c.ModelReady(context.Background(), &inference.ModelReadyRequest{Name: models[0]})
-		return err == nil && r.Ready
-	})
-	return addr
 }

@@ -196,28 +196,12 @@ func nvReadiness(t *testing.T, backend string) (ready []string, notReady map[str
 // model the backend has ready.
 func nvStartGateway(t *testing.T, env *peers.Env, backend string) string {
 	t.Helper()
-	port, metrics := peers.FreePort(t), peers.FreePort(t)
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\nmetrics_listen: %s\npools:\n  - name: backend\n    endpoints: [%q]\n    health: {interval: 200ms}\nroutes:\n",
-		peers.Addr(port), peers.Addr(metrics), backend)
+	var names []string
 	for _, m := range nvModels {
-		fmt.Fprintf(&b, "  - {model: %s, pool: backend}\n", m.name)
+		names = append(names, m.name)
 	}
-	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := env.Start(t, "gateway", nil, "", env.BinPath("gateway"), "--config", cfg)
-	addr := peers.Addr(port)
-	peers.WaitTCP(t, p, addr, 30*time.Second)
 	ready, _ := nvReadiness(t, backend)
-	for _, m := range ready {
-		waitFor(t, p, addr, func(c inference.GRPCInferenceServiceClient) bool {
-			r, err := c.ModelReady(context.Background(), &inference.ModelReadyRequest{Name: m})
-			return err == nil && r.Ready
-		})
-	}
-	return addr
+	return runGateway(t, env, backend, "200ms", names, ready)
 }
 
 // nvRun runs every scenario against addr and checks each as a subtest.

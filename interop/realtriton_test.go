@@ -230,22 +230,6 @@ models:
 	}
 }
 
-// startGatewayOn runs bin/gateway with one pool (backend) routing models,
-// with its default health settings, and waits until it sees every model
-// ready.
-func startGatewayOn(t *testing.T, env *peers.Env, backend string, models ...string) string {
-	t.Helper()
-	addr := startGatewayRoutes(t, env, backend, models...)
-	c := dial(t, addr)
-	for _, m := range models {
-		waitUntil(t, 30*time.Second, "gateway: "+m+" ready", func() bool {
-			r, err := c.ModelReady(context.Background(), &inference.ModelReadyRequest{Name: m})
-			return err == nil && r.Ready
-		})
-	}
-	return addr
-}
-
 // loadtestSummary is the part of loadtest's --json this suite reads.
 type loadtestSummary struct {
 	Summary struct {
@@ -368,7 +352,7 @@ models:
 			w := env.Start(t, "syncer-watch", nil, "", env.BinPath("syncer"), "watch", "--catalog", cat, "--pool", "cpu",
 				"--repository", repo, "--triton", backend, "--interval", "1s", "--listen", peers.Addr(port))
 			peers.WaitHTTP(t, w, fmt.Sprintf("http://%s/readyz", peers.Addr(port)), time.Minute)
-			gw := startGatewayOn(t, env, backend, "slow")
+			gw := runGateway(t, env, backend, "", []string{"slow"}, []string{"slow"}) // default health settings
 
 			s, cmd, loading := rollout(t, env, gw, c, store, "slow", src, cfg)
 			t.Logf("ROLLOUT %s: %d failed of %d (codes %v), new version seen LOADING beside the serving one for %d of 5: %s",

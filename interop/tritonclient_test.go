@@ -130,17 +130,29 @@ func startLite(t *testing.T, env *peers.Env, name, repo string) string {
 }
 
 // startGateway runs bin/gateway with one pool (the backend) routing models,
-// and waits until it sees every model ready.
+// health checks every 200ms (the lifecycle calls wait a second after each
+// load or unload for the gateway to see it), and waits until it sees every
+// model ready.
 func startGateway(t *testing.T, env *peers.Env, backend string, models []string) string {
+	return runGateway(t, env, backend, "200ms", models, models)
+}
+
+// runGateway runs bin/gateway (its config checked with --check first) with
+// one pool, the backend, with health checks every health ("": the
+// gateway's default), routing models; it waits until the gateway sees every
+// model of ready ready.
+func runGateway(t *testing.T, env *peers.Env, backend, health string, models, ready []string) string {
 	t.Helper()
 	port, metrics := peers.FreePort(t), peers.FreePort(t)
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %s\nmetrics_listen: %s\n", peers.Addr(port), peers.Addr(metrics))
-	// Health checks every 200ms: the lifecycle calls wait a second after each
-	// load or unload for the gateway to see it.
-	fmt.Fprintf(&b, "pools:\n  - name: lite\n    endpoints: [%q]\n    health: {interval: 200ms}\nroutes:\n", backend)
+	fmt.Fprintf(&b, "pools:\n  - name: backend\n    endpoints: [%q]\n", backend)
+	if health != "" {
+		fmt.Fprintf(&b, "    health: {interval: %s}\n", health)
+	}
+	b.WriteString("routes:\n")
 	for _, m := range models {
-		fmt.Fprintf(&b, "  - {model: %s, pool: lite}\n", m)
+		fmt.Fprintf(&b, "  - {model: %s, pool: backend}\n", m)
 	}
 	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
@@ -152,7 +164,7 @@ func startGateway(t *testing.T, env *peers.Env, backend string, models []string)
 	p := env.Start(t, "gateway", nil, "", env.BinPath("gateway"), "--config", cfg)
 	addr := peers.Addr(port)
 	peers.WaitTCP(t, p, addr, 30*time.Second)
-	for _, m := range models {
+	for _, m := range ready {
 		waitFor(t, p, addr, func(c inference.GRPCInferenceServiceClient) bool {
 			r, err := c.ModelReady(context.Background(), &inference.ModelReadyRequest{Name: m})
 			return err == nil && r.Ready

@@ -56,6 +56,8 @@ from tritonclient import utils
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from grpc_errors import code_of, message_of
+
 TIMEOUT = 20.0  # seconds: every call, every wait for a callback or a stream response
 
 
@@ -82,23 +84,6 @@ class Run:
 def check(cond, what):
     if not cond:
         raise Failed(what)
-
-
-def code_of(e):
-    if isinstance(e, grpc.RpcError):
-        return e.code().name
-    s = e.status() if isinstance(e, InferenceServerException) else None
-    if not s:
-        return ""
-    return s.split(".", 1)[1] if s.startswith("StatusCode.") else s
-
-
-def message_of(e):
-    if isinstance(e, grpc.RpcError):
-        return e.details() or ""
-    if isinstance(e, InferenceServerException):
-        return e.message() or ""
-    return str(e)
 
 
 def expect_error(run, step, fn, code=None, says=None):

@@ -42,30 +42,14 @@ from google.protobuf import json_format
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from grpc_errors import code_of, message_of
+
 TIMEOUT = 30  # seconds, every call
 
 
 def emit(call, ok, code="OK", message="", result=None):
     print(json.dumps({"call": call, "ok": ok, "code": code, "message": message, "result": result},
                      sort_keys=True), flush=True)
-
-
-def code_of(e):
-    """The gRPC code name of a failed call ("NOT_FOUND"), "" when the server sent none."""
-    if isinstance(e, grpc.RpcError):
-        return e.code().name
-    s = e.status() if isinstance(e, InferenceServerException) else None
-    if not s:
-        return ""
-    return s.split(".", 1)[1] if s.startswith("StatusCode.") else s
-
-
-def message_of(e):
-    if isinstance(e, grpc.RpcError):
-        return e.details() or ""
-    if isinstance(e, InferenceServerException):
-        return e.message() or ""
-    return str(e)
 
 
 def run(call, fn, norm=lambda r: r):
